@@ -131,7 +131,12 @@ class Layout:
 def _video_dirs(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
-    return sorted((p for p in folder.iterdir() if p.is_dir() and not is_junk(p.name)), key=lambda p: p.name)
+    return sorted((p for p in folder.iterdir() if p.is_dir() and not is_junk(p.name)), key=lambda p: natural_key(p.name))
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders `2` before `10`."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
 def _load_labels(path: Path, n_frames: int) -> np.ndarray:
@@ -240,6 +245,9 @@ class LayoutWriter:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return
         old = None
+        if self.root.exists() and not self.overwrite:  # someone else wrote it meanwhile: keep theirs
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise DataError(f"{self.root}: appeared while writing; left as it is")
         if self.root.exists():
             old = self.root.with_name(f"{self.root.name}.old-{os.getpid()}")
             os.replace(self.root, old)
@@ -251,7 +259,8 @@ class LayoutWriter:
     def _write_image(path: Path, image: np.ndarray) -> None:
         if image.ndim == 3:
             image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-        if not cv2.imwrite(str(path), image):
+        params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix.lower() in (".jpg", ".jpeg") else []
+        if not cv2.imwrite(str(path), image, params):
             raise DataError(f"{path}: could not write image")
 
     def add_frames(self, split: str, video: str, frames: Iterable[np.ndarray], *, labels=None, masks=None,

@@ -1,0 +1,176 @@
+"""The `vadlab` command. Bad input (unknown method, preset or key; malformed data) exits with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from vadlab.errors import VadlabError
+
+
+def _cmd_list(args) -> int:
+    from vadlab.registry import get_spec, list_methods
+
+    names = list_methods()
+    if not names:
+        print("no methods registered yet")
+    for name in names:
+        spec = get_spec(name)
+        print(f"{name:12s} presets: {', '.join(spec.presets)}  {spec.description}")
+    return 0
+
+
+def _cmd_synth(args) -> int:
+    from vadlab.data.synthetic import synthesize
+
+    layout = synthesize(args.root, args.preset, seed=args.seed, overwrite=args.overwrite)
+    _print_summary(layout)
+    return 0
+
+
+def _cmd_import(args) -> int:
+    from vadlab.data.importers import import_dataset
+
+    layout = import_dataset(args.kind, args.src, args.dst, overwrite=args.overwrite)
+    _print_summary(layout)
+    return 0
+
+
+def _cmd_check(args) -> int:
+    from vadlab.data.layout import check_layout
+
+    layout = check_layout(args.root)
+    _print_summary(layout)
+    print("ok")
+    return 0
+
+
+def _print_summary(layout) -> None:
+    print(f"{layout.root}")
+    for split, row in layout.summary().items():
+        print(f"  {split:9s} videos {row['videos']:4d}  frames {row['frames']:7d}  "
+              f"anomalous {row['anomalous_frames']:6d}  with masks {row['videos_with_masks']}")
+
+
+def _cmd_train(args) -> int:
+    from vadlab import engine
+    from vadlab.config import parse_set_args
+    from vadlab.registry import create_method
+
+    overrides = parse_set_args(args.set)
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    if args.no_memory:
+        overrides["use_memory"] = False
+    method = create_method(args.method, args.preset, **overrides)
+    history = engine.fit(method, args.data, args.out, seed=args.seed, device=args.device, resume=args.resume,
+                         progress=not args.quiet)
+    print(f"trained {args.method} ({args.preset}) for {len(history)} epochs into {args.out}")
+    if args.evaluate:
+        return _report(engine.evaluate_run(args.out, args.data, device=args.device, progress=not args.quiet))
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from vadlab import engine
+
+    return _report(engine.evaluate_run(args.run, args.data, device=args.device, progress=not args.quiet))
+
+
+def _report(report: dict) -> int:
+    base = report["baseline_frame_difference"]
+    print(f"{report['method']}: micro AUC {report['micro_auc']:.4f}  macro {report['macro_auc']:.4f}  "
+          f"EER {report['eer']:.4f}  (frame-difference baseline {base['micro_auc']:.4f}); "
+          f"{report['frames_left_out']} frames left out")
+    return 0
+
+
+def _cmd_baseline(args) -> int:
+    from vadlab.reports import baseline_report
+
+    report = baseline_report(args.data, args.out, size=args.size)
+    print(f"frame-difference baseline: micro AUC {report['micro_auc']:.4f}  macro {report['macro_auc']:.4f}  "
+          f"EER {report['eer']:.4f} -> {Path(args.out) / 'metrics.json'}")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from vadlab.reports import demo
+
+    demo(args.data, args.out, preset=args.preset, train=not args.no_train)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vadlab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="registered methods and their presets").set_defaults(func=_cmd_list)
+
+    data = sub.add_parser("data", help="datasets: synthesise, import, check").add_subparsers(dest="data_cmd", required=True)
+    p = data.add_parser("synth", help="write the synthetic walkway dataset")
+    p.add_argument("root")
+    p.add_argument("--preset", default="default")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_cmd_synth)
+    p = data.add_parser("import", help="convert an official download to the common layout")
+    p.add_argument("kind", help="ucsd | avenue | shanghaitech | preprocessed | auto")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_cmd_import)
+    p = data.add_parser("check", help="validate a dataset root; exit 2 on any problem")
+    p.add_argument("root")
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("train", help="train a method")
+    p.add_argument("method")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--preset", default="cpu")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
+    p.add_argument("--no-memory", action="store_true", help="the paper's w/o-memory ablation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    p.add_argument("--evaluate", action="store_true", help="evaluate on the test split after training")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="score the test split with a trained run; writes metrics.json")
+    p.add_argument("run")
+    p.add_argument("--data")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("baseline", help="frame-difference baseline metrics of a dataset")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--size", type=int, default=64)
+    p.set_defaults(func=_cmd_baseline)
+
+    p = sub.add_parser("demo", help="the demo: synthesise, check, baseline, train and evaluate MNAD-P")
+    p.add_argument("--data", default="data/synthetic-default")
+    p.add_argument("--out", default="reports/demo")
+    p.add_argument("--preset", default="cpu")
+    p.add_argument("--no-train", action="store_true")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except VadlabError as exc:
+        print(f"vadlab: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Config dataclasses shared by every method, and `--set key=value` overrides.
+
+Each method defines a frozen dataclass subclassing `MethodConfig` (one comment per field) and three presets:
+`smoke` (tests, seconds), `cpu` (minutes on 2 cores) and `paper` (the paper's numbers, each with its section).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from vadlab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    image_size: int = 64  # frames are resized to image_size x image_size
+    channels: int = 1  # 1 = grayscale, 3 = RGB
+    frames_in: int = 1  # T input frames per clip
+    predict: bool = False  # True: inputs are frames t-T..t-1 and the target is frame t; False: target is frame t, the last input
+    batch_size: int = 8  # clips per optimisation step
+    epochs: int = 8  # passes over the training clips
+    lr: float = 2e-4  # initial learning rate (Adam)
+    cosine_schedule: bool = True  # cosine annealing of the lr over all epochs
+    grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
+    num_workers: int = 0  # DataLoader worker processes
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def config_fields(cls_or_cfg) -> dict[str, Any]:
+    """Field name -> resolved type of a config dataclass."""
+    cls = cls_or_cfg if isinstance(cls_or_cfg, type) else type(cls_or_cfg)
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _coerce(key: str, value: Any, typ: Any) -> Any:
+    if not isinstance(value, str) or typ is str:
+        if typ is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+    text = value.strip()
+    try:
+        if typ is bool:
+            lowered = text.lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(text)
+        if typ is int:
+            return int(text)
+        if typ is float:
+            return float(text)
+        if typing.get_origin(typ) is tuple:
+            inner = typing.get_args(typ)[0]
+            return tuple(inner(part) for part in text.strip("()[] ").split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"--set {key}={value}: expected a value of type {getattr(typ, '__name__', typ)}") from None
+    return text
+
+
+def apply_overrides(cfg, overrides: Mapping[str, Any] | None):
+    """A copy of `cfg` with `overrides` applied; strings (from `--set key=value`) are parsed to the field type.
+    An unknown key raises ConfigError naming it and the valid keys."""
+    if not overrides:
+        return cfg
+    fields = config_fields(cfg)
+    unknown = [k for k in overrides if k not in fields]
+    if unknown:
+        raise ConfigError(f"unknown config key {unknown[0]!r} for {type(cfg).__name__}; valid keys: {', '.join(fields)}")
+    return dataclasses.replace(cfg, **{k: _coerce(k, v, fields[k]) for k, v in overrides.items()})
+
+
+def parse_set_args(pairs: list[str] | None) -> dict[str, str]:
+    """`["epochs=3", "lr=1e-3"]` -> {"epochs": "3", "lr": "1e-3"}; a pair without `=` raises ConfigError."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r}: expected key=value")
+        out[key.strip()] = value
+    return out

@@ -1,0 +1,147 @@
+"""Decoded-frame cache and the clip dataset every method trains and scores on.
+
+Decoding JPEG/TIFF every epoch would dominate a small model's epoch on a CPU, so each video is decoded once,
+resized, and stored as a uint8 array `(N, H, W, C)` in a cache folder (`$VADLAB_CACHE`, default
+`~/.cache/vadlab`). The cache key covers the frame files (path, size, mtime), the size and the channel count, so a
+changed dataset is decoded again and a second epoch, or a second run, decodes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from vadlab.data.layout import Video, read_image
+from vadlab.errors import DataError
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("VADLAB_CACHE", Path.home() / ".cache" / "vadlab")).expanduser()
+
+
+def _cache_key(paths: Sequence[Path], size: int, channels: int) -> str:
+    digest = hashlib.sha1(f"{size}:{channels}".encode())
+    for path in paths:
+        stat = path.stat()
+        digest.update(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def decode_frames(paths: Sequence[Path], size: int, channels: int, *, interpolation=cv2.INTER_AREA) -> np.ndarray:
+    """Decode and resize frames to a uint8 array (N, size, size, channels); mixed source sizes raise DataError."""
+    out = np.empty((len(paths), size, size, channels), dtype=np.uint8)  # (N, H, W, C)
+    first_shape = None
+    for i, path in enumerate(paths):
+        image = read_image(path, channels)
+        if first_shape is None:
+            first_shape = image.shape[:2]
+        elif image.shape[:2] != first_shape:
+            raise DataError(f"{path}: size {image.shape[1]}x{image.shape[0]} differs from the video's first frame "
+                            f"({first_shape[1]}x{first_shape[0]})")
+        image = cv2.resize(image, (size, size), interpolation=interpolation)
+        out[i] = image.reshape(size, size, channels)
+    return out
+
+
+def load_frames(paths: Sequence[Path], size: int, channels: int = 1, *, use_cache: bool = True,
+                interpolation=cv2.INTER_AREA) -> np.ndarray:
+    """Frames of one video as uint8 (N, size, size, channels), from the cache when it is there."""
+    paths = [Path(p) for p in paths]
+    if not use_cache:
+        return decode_frames(paths, size, channels, interpolation=interpolation)
+    key = _cache_key(paths, size, channels)
+    if interpolation != cv2.INTER_AREA:
+        key += f"-i{interpolation}"
+    file = cache_dir() / f"{key}.npy"
+    if file.exists():
+        try:
+            return np.load(file, allow_pickle=False)
+        except (OSError, ValueError):
+            file.unlink(missing_ok=True)  # a damaged cache entry is rebuilt, never trusted
+    frames = decode_frames(paths, size, channels, interpolation=interpolation)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(f"{file.stem}.{os.getpid()}.tmp.npy")
+    np.save(tmp, frames)
+    os.replace(tmp, file)
+    return frames
+
+
+def load_masks(video: Video, size: int | None = None) -> np.ndarray | None:
+    """Pixel masks of a video as bool (N, H, W) at `size` (nearest), or None when the video has none."""
+    if video.masks is None:
+        return None
+    masks = []
+    for path in video.masks:
+        mask = read_image(path)
+        if size is not None:
+            mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
+        masks.append(mask > 0)
+    return np.stack(masks)
+
+
+def to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (..., H, W, C) -> float32 (..., C, H, W) scaled to [-1, 1]."""
+    tensor = torch.from_numpy(np.ascontiguousarray(frames)).float()
+    return tensor.movedim(-1, -3).div_(127.5).sub_(1.0)
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """Which frames form a clip and which frame it scores."""
+
+    frames_in: int  # T input frames
+    predict: bool  # True: inputs t-T..t-1, target t (first T frames unscorable); False: inputs t-T+1..t, target t
+
+    @property
+    def first_scored(self) -> int:
+        """Index of the first frame of a video that a clip can score."""
+        return self.frames_in if self.predict else self.frames_in - 1
+
+
+class ClipDataset(Dataset):
+    """Windows of T frames (+ target) over a list of videos, from the decoded-frame cache.
+
+    Item: dict(input=(T, C, H, W) float in [-1, 1], target=(C, H, W), video=int, index=int) where `index` is the
+    frame the clip scores in video `video` (position in `videos`).
+    """
+
+    def __init__(self, videos: Sequence[Video], spec: ClipSpec, size: int, channels: int = 1, *,
+                 stride: int = 1, use_cache: bool = True):
+        self.videos = list(videos)
+        self.spec = spec
+        self.arrays = [load_frames(v.frames, size, channels, use_cache=use_cache) for v in self.videos]
+        index = []
+        for vi, frames in enumerate(self.arrays):
+            for t in range(spec.first_scored, len(frames), stride):
+                index.append((vi, t))
+        if not index:
+            raise DataError(f"no clip of {spec.frames_in} frames fits in videos "
+                            f"{', '.join(v.name for v in self.videos)}")
+        self.index = np.asarray(index, dtype=np.int64)  # (n_clips, 2)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def clip_indices(self, video: int) -> np.ndarray:
+        """Positions in this dataset of the clips of one video, in frame order."""
+        return np.nonzero(self.index[:, 0] == video)[0]
+
+    def __getitem__(self, i: int) -> dict:
+        vi, t = (int(x) for x in self.index[i])
+        frames = self.arrays[vi]
+        T = self.spec.frames_in
+        start = t - T if self.spec.predict else t - T + 1
+        return {
+            "input": to_tensor(frames[start:start + T]),  # (T, C, H, W)
+            "target": to_tensor(frames[t]),  # (C, H, W)
+            "video": vi,
+            "index": t,
+        }

@@ -1,0 +1,294 @@
+"""One training and scoring loop for every method: `fit`, `load_run`, `infer`, `evaluate_run`.
+
+A run folder holds `run.json` (what was run), `checkpoint.pt` (model with its memory, optimiser, scheduler, RNG
+states, epoch, history; written atomically after every epoch), `history.json`, and after evaluation
+`metrics.json` and `scores.npz`. `fit(..., resume=True)` continues from the last checkpoint and, on the CPU with
+the same seed, ends with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from vadlab import metrics
+from vadlab.baselines import frame_difference_scores
+from vadlab.data.clips import ClipDataset
+from vadlab.data.layout import Layout, load_layout
+from vadlab.errors import DataError
+from vadlab.registry import get_spec
+
+CHECKPOINT = "checkpoint.pt"
+
+
+# --- small utilities ----------------------------------------------------------------------------------------------
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise DataError(f"device {device!r} asked for but CUDA is not available; use --device cpu or auto")
+    return torch.device(device)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_bytes(Path(path), (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode())
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON-serialisable: {type(obj)}")
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _as_layout(data) -> Layout:
+    return data if isinstance(data, Layout) else load_layout(data)
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def _autocast(device: torch.device):
+    # AMP on CUDA only (bf16: no loss scaler needed); CPU runs in float32.
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+
+# --- training -----------------------------------------------------------------------------------------------------
+def fit(method, data, out: str | os.PathLike, *, seed: int = 0, device: str = "auto", resume: bool = False,
+        progress: bool = True, stop_after: int | None = None,
+        on_epoch: Callable[[int, list[dict]], None] | None = None) -> list[dict]:
+    """Train `method` (from `create_method`) on the training videos of `data`, checkpointing into `out`.
+
+    `stop_after=N` stops after epoch N as if interrupted (the schedule still spans `config.epochs`);
+    `on_epoch(epoch, history)` is called after every epoch (e.g. a live loss plot). Returns the history.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    layout = _as_layout(data)
+    cfg = method.config
+    dev = resolve_device(device)
+    ckpt_file = out / CHECKPOINT
+    if ckpt_file.exists() and not resume:
+        raise DataError(f"{ckpt_file}: a run already exists here; pass --resume to continue it or choose another --out")
+
+    set_seed(seed)
+    method.model = method.build_model()  # built under the seed: same init, same memory items, every time
+    model = method.model.to(dev)
+    if dev.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1)) if cfg.cosine_schedule else None
+
+    history: list[dict] = []
+    start_epoch = 0
+    if resume and ckpt_file.exists():
+        state = torch.load(ckpt_file, map_location=dev, weights_only=False)
+        if state["method"] != method.name:
+            raise DataError(f"{ckpt_file}: holds a {state['method']} run, not {method.name}")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler"):
+            scheduler.load_state_dict(state["scheduler"])
+        history, start_epoch = state["history"], state["epoch"]
+        _set_rng_state(state["rng"])
+
+    dataset = ClipDataset(layout.training, method.clip_spec(), cfg.image_size, cfg.channels)
+    drop_last = len(dataset) > cfg.batch_size  # BatchNorm needs more than one sample
+    atomic_write_json(out / "run.json", {
+        "method": method.name, "config": asdict(cfg), "data": str(layout.root), "seed": seed,
+        "device": str(dev), "train_clips": len(dataset), "git_commit": git_commit(),
+        "torch": torch.__version__, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    })
+
+    last = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
+    for epoch in range(start_epoch, last):
+        model.train()
+        # the shuffle order depends on (seed, epoch) only, so a resumed run sees the same batches
+        gen = torch.Generator().manual_seed(seed * 1000 + epoch)
+        loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=drop_last,
+                            num_workers=cfg.num_workers, pin_memory=dev.type == "cuda")
+        sums: dict[str, torch.Tensor] = {}
+        t0 = time.perf_counter()
+        bar = tqdm(loader, desc=f"{method.name} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        for batch in bar:
+            batch = _to_device(batch, dev)
+            with _autocast(dev):
+                outputs = method.training_step(batch)
+            optimizer.zero_grad(set_to_none=True)
+            outputs["loss"].backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            method.after_optimizer_step(batch, outputs)
+            for k, v in outputs.items():
+                if not k.startswith("_"):
+                    sums[k] = sums.get(k, 0.0) + v.detach().float()  # no host sync in the loop
+        n = max(len(loader), 1)
+        record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
+        record.update({k: float(v) / n for k, v in sums.items()})
+        history.append(record)
+        if scheduler is not None:
+            scheduler.step()
+        atomic_torch_save({
+            "method": method.name, "config": asdict(cfg), "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
+            "epoch": epoch + 1, "history": history, "rng": _get_rng_state(), "seed": seed,
+        }, ckpt_file)
+        atomic_write_json(out / "history.json", history)
+        if progress:
+            tqdm.write(f"{method.name} epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f} "
+                       f"({record['seconds']:.1f}s)")
+        if on_epoch is not None:
+            on_epoch(epoch + 1, history)
+    return history
+
+
+def _get_rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# --- loading and scoring ------------------------------------------------------------------------------------------
+def load_run(run: str | os.PathLike, device: str = "auto"):
+    """The trained method of a run folder (its checkpoint), in eval mode on `device`."""
+    run = Path(run)
+    ckpt_file = run / CHECKPOINT
+    if not ckpt_file.exists():
+        raise DataError(f"{ckpt_file}: no checkpoint (is {run} a run folder written by `vadlab train`?)")
+    dev = resolve_device(device)
+    state = torch.load(ckpt_file, map_location=dev, weights_only=False)
+    spec = get_spec(state["method"])
+    method = spec.cls(spec.config_cls(**state["config"]))
+    method.model.load_state_dict(state["model"])
+    method.model.to(dev).eval()
+    method.epochs_trained = state["epoch"]
+    return method
+
+
+@torch.no_grad()
+def infer(method, data, *, device: str | None = None, progress: bool = True, split: str = "testing") -> dict:
+    """Score every frame of every video in `split`: {signal: {video: (N,) float64, NaN where unscorable}}."""
+    layout = _as_layout(data)
+    cfg = method.config
+    dev = next(method.model.parameters()).device if device is None else resolve_device(device)
+    method.model.to(dev).eval()
+    videos = layout.split(split)
+    dataset = ClipDataset(videos, method.clip_spec(), cfg.image_size, cfg.channels)
+    signals: dict[str, dict[str, np.ndarray]] = {}
+    batch_size = 1 if getattr(method, "sequential_test", False) else max(cfg.batch_size, 16)
+    for vi, video in enumerate(tqdm(videos, desc=f"scoring {split}", disable=not progress, leave=False)):
+        method.reset_test_state()
+        subset = torch.utils.data.Subset(dataset, dataset.clip_indices(vi).tolist())
+        per_signal: dict[str, list] = {}
+        indices = []
+        for batch in DataLoader(subset, batch_size=batch_size, shuffle=False):
+            batch = _to_device(batch, dev)
+            with _autocast(dev):
+                scores = method.score_batch(batch)
+            for name, value in scores.items():
+                per_signal.setdefault(name, []).append(value.float().cpu())
+            indices.append(batch["index"].cpu())
+        idx = torch.cat(indices).numpy()
+        for name, chunks in per_signal.items():
+            full = np.full(len(video), np.nan)
+            full[idx] = torch.cat(chunks).double().numpy()
+            signals.setdefault(name, {})[video.name] = full
+    return signals
+
+
+def evaluate_signals(method, signals: dict, layout: Layout) -> dict:
+    """Metrics of a method's signals on the test split, with the frame-difference baseline beside them."""
+    labels = {v.name: v.labels for v in layout.testing}
+    types = {v.name: v.types for v in layout.testing if v.types is not None} or None
+    report = metrics.evaluate(signals, method.fusion_weights(), labels, types=types)
+    baseline = frame_difference_scores(layout.testing, size=method.config.image_size)
+    report["baseline_frame_difference"] = metrics.evaluate({"frame_diff": baseline}, {"frame_diff": 1.0}, labels,
+                                                           types=types)
+    return report
+
+
+def evaluate_run(run: str | os.PathLike, data=None, *, device: str = "auto", progress: bool = True) -> dict:
+    """Score the test split with a trained run and write `metrics.json` and `scores.npz` into the run folder."""
+    run = Path(run)
+    method = load_run(run, device)
+    if data is None:
+        data = json.loads((run / "run.json").read_text())["data"]
+    layout = _as_layout(data)
+    t0 = time.perf_counter()
+    signals = infer(method, layout, progress=progress)
+    report = evaluate_signals(method, signals, layout)
+    report.update({"method": method.name, "data": str(layout.root), "epochs_trained": method.epochs_trained,
+                   "scoring_seconds": time.perf_counter() - t0, "git_commit": git_commit()})
+    if hasattr(method, "test_updates"):
+        report["test_time_memory_updates"] = method.test_updates
+    history_file = run / "history.json"
+    if history_file.exists():
+        report["train_seconds"] = sum(h["seconds"] for h in json.loads(history_file.read_text()))
+    fused = metrics.fuse(signals, method.fusion_weights(), mode="video")
+    arrays = {f"{name}/{video}": arr for name, per in signals.items() for video, arr in per.items()}
+    arrays.update({f"score/{video}": arr for video, arr in fused.items()})
+    arrays.update({f"label/{v.name}": v.labels for v in layout.testing})
+    tmp = run / f".scores.{os.getpid()}.tmp.npz"
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, run / "scores.npz")
+    atomic_write_json(run / "metrics.json", report)
+    return report
+
+
+def load_scores(run: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
+    """`scores.npz` of a run as {kind: {video: array}} with kinds = signal names, "score" and "label"."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    with np.load(Path(run) / "scores.npz", allow_pickle=False) as npz:
+        for key in npz.files:
+            kind, _, video = key.partition("/")
+            out.setdefault(kind, {})[video] = npz[key]
+    return out

@@ -1,0 +1,216 @@
+"""MNAD: Park, Noh, Ham, "Learning Memory-guided Normality for Anomaly Detection", CVPR 2020.
+
+Paper: ../shared/papers/003_6481cfb26087dde0.txt. Registered as `mnad_pred` (MNAD-P: 4 frames in, predict the
+5th, U-Net with skips) and `mnad_recon` (MNAD-R: reconstruct the input frame, skips removed, Sec. 3.1.1).
+
+Choices where the paper is silent or ambiguous (each tested in tests/test_mnad.py):
+- Loss scale (`loss_form`): "paper" follows Eq. 8-12 literally: per frame an unsquared L2 norm of the image error
+  (Eq. 9) and *sums* over the K queries of the memory losses (Eq. 10, 12), averaged over the frames of a batch.
+  "mean" is the public code's form (mean squared image error, memory losses averaged over queries) and is kept
+  for comparison; the lambdas of Sec. 4.1 were grid-searched with that code, so both are defensible.
+- Memory items are a buffer, not parameters: they change only by the update rule (Eq. 3-5), "without any
+  supervisory signals" (Sec. 3.2). They are initialised as random unit vectors from the run's seed.
+- The training-time update uses the queries of the whole batch as one set (see vadlab.memory.update) and
+  happens after the optimiser step, with the queries of the forward pass (detached).
+- Test time: each test video starts from the trained memory (so the order of test videos cannot change scores);
+  within a video, clips are scored in frame order and a clip whose weighted regular score (Eq. 6-7, images in
+  [0, 1]) is below gamma updates the memory after it is scored. `test_update=False` turns this off.
+- PSNR (Eq. 15) on images rescaled to [0, 1] with peak 1.
+- `use_memory=False` is the paper's "w/o Mem." ablation (Table 1): same encoder (with its L2 norm), the decoder
+  reads the queries alone, no memory losses, and the score is PSNR alone (D of Eq. 14 needs a memory).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vadlab import memory
+from vadlab.config import MethodConfig
+from vadlab.metrics import psnr
+from vadlab.models.base import Method
+from vadlab.models.blocks import UNetDecoder, UNetEncoder
+from vadlab.registry import register_method
+
+
+@dataclass(frozen=True)
+class MNADConfig(MethodConfig):
+    widths: tuple[int, ...] = (32, 64, 128)  # U-Net stage widths; the query map is image_size / 2^(len-1) square
+    feature_dim: int = 128  # C: channels of a query and of a memory item
+    memory_items: int = 10  # M: number of memory items
+    use_memory: bool = True  # False: the paper's "w/o Mem." ablation
+    skip: bool = True  # U-Net skip connections (kept for prediction, removed for reconstruction, Sec. 3.1.1)
+    lambda_c: float = 0.1  # weight of the feature compactness loss (Eq. 8)
+    lambda_s: float = 0.1  # weight of the feature separateness loss (Eq. 8)
+    alpha: float = 1.0  # margin of the separateness loss (Eq. 12)
+    gamma: float = 0.01  # test-time update threshold on the weighted regular score (Eq. 6-7)
+    score_lambda: float = 0.6  # lambda of Eq. 16: weight of 1 - g(PSNR) against g(D)
+    test_update: bool = True  # update the memory at test time (Sec. 3.1.2); DREAM's authors evaluate with it off
+    loss_form: str = "paper"  # "paper": Eq. 9-12 as written (norms, sums over queries); "mean": MSE, means
+
+
+class MNADNet(nn.Module):
+    """Encoder -> (memory read, concat) -> decoder. `memory` is a (M, C) buffer of unit vectors."""
+
+    def __init__(self, cfg: MNADConfig):
+        super().__init__()
+        in_ch = cfg.channels * cfg.frames_in
+        self.encoder = UNetEncoder(in_ch, cfg.widths, feature_dim=cfg.feature_dim)
+        dec_in = 2 * cfg.feature_dim if cfg.use_memory else cfg.feature_dim
+        self.decoder = UNetDecoder(dec_in, cfg.widths, cfg.channels, skip=cfg.skip)
+        self.use_memory = cfg.use_memory
+        self.register_buffer("memory", F.normalize(torch.randn(cfg.memory_items, cfg.feature_dim), dim=1))  # (M, C)
+
+    def encode(self, clip: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """clip (B, T, Ch, H, W) -> L2-normalised query map (B, C, h, w) (Sec. 3.1.1) and skip features."""
+        b, t, ch, h, w = clip.shape
+        feats, skips = self.encoder(clip.reshape(b, t * ch, h, w))
+        return F.normalize(feats, dim=1), skips
+
+    def forward(self, clip: torch.Tensor, items: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Predicted/reconstructed frame (B, Ch, H, W), queries (B, K, C) and matching weights (B, K, M)."""
+        qmap, skips = self.encode(clip)  # (B, C, h, w)
+        b, c, h, w = qmap.shape
+        queries = qmap.flatten(2).transpose(1, 2)  # (B, K, C), K = h*w
+        out = {"queries": queries}
+        if self.use_memory:
+            items = self.memory if items is None else items  # (M, C)
+            read, weights = memory.read(queries, items)  # (B, K, C), (B, K, M)  Eq. 1-2
+            read_map = read.transpose(1, 2).reshape(b, c, h, w)
+            dec_in = torch.cat([qmap, read_map], dim=1)  # (B, 2C, h, w)
+            out["weights"] = weights
+        else:
+            dec_in = qmap
+        out["output"] = self.decoder(dec_in, skips)  # (B, Ch, H, W) in [-1, 1]
+        return out
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] images -> [0, 1]."""
+    return (x + 1.0) / 2.0
+
+
+class MNAD(Method):
+    """MNAD (Park et al., CVPR 2020): memory-guided normality."""
+
+    def build_model(self) -> nn.Module:
+        return MNADNet(self.config)
+
+    def training_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        out = self.model(batch["input"])
+        err = out["output"] - batch["target"]  # (B, Ch, H, W)
+        if cfg.loss_form == "paper":
+            rec = err.flatten(1).norm(dim=1).mean()  # Eq. 9: ||I_hat - I||_2 per frame
+            scale = out["queries"].shape[1]  # Eq. 10, 12 sum over the K queries of a frame
+        elif cfg.loss_form == "mean":
+            rec = err.pow(2).mean()
+            scale = 1
+        else:
+            raise ValueError(f"loss_form must be 'paper' or 'mean', got {cfg.loss_form!r}")
+        losses = {"rec": rec}
+        total = rec
+        if cfg.use_memory:
+            items = self.model.memory
+            losses["compact"] = memory.compactness_loss(out["queries"], items) * scale  # Eq. 10
+            losses["separate"] = memory.separateness_loss(out["queries"], items, cfg.alpha) * scale  # Eq. 12
+            total = total + cfg.lambda_c * losses["compact"] + cfg.lambda_s * losses["separate"]  # Eq. 8
+        losses["loss"] = total
+        losses["_queries"] = out["queries"].detach()
+        return losses
+
+    def after_optimizer_step(self, batch: dict, outputs: dict) -> None:
+        if self.config.use_memory:  # Eq. 3-5 with the queries of this batch; no gradient
+            self.model.memory.copy_(memory.update(outputs["_queries"], self.model.memory))
+
+    @property
+    def sequential_test(self) -> bool:
+        """Test-time updates make a clip's score depend on the clips before it: score one clip at a time."""
+        return self.config.use_memory and self.config.test_update
+
+    def reset_test_state(self) -> None:
+        self._items = self.model.memory.clone() if self.config.use_memory else None
+        self.test_updates = getattr(self, "test_updates", 0)
+
+    @torch.no_grad()
+    def _forward_test(self, batch: dict) -> dict[str, torch.Tensor]:
+        if not hasattr(self, "_items"):
+            self.reset_test_state()
+        items = self._items
+        out = self.model(batch["input"], items)
+        target = batch["target"]
+        signals = {"neg_psnr": -psnr(_unit(out["output"]), _unit(target))}  # Eq. 15, negated: higher = anomalous
+        if self.config.use_memory:
+            signals["distance"] = memory.feature_distance(out["queries"], items)  # Eq. 14
+            if self.config.test_update:
+                regular = memory.weighted_regular_score(_unit(out["output"]), _unit(target))  # Eq. 6-7, (B,)
+                keep = regular <= self.config.gamma  # "higher than gamma" -> not used
+                self._items = memory.update(out["queries"], items, frame_mask=keep)
+                self.test_updates += int(keep.sum())  # a diagnostic, counted once per batch
+        out["signals"] = signals
+        return out
+
+    def score_batch(self, batch: dict) -> dict[str, torch.Tensor]:
+        return self._forward_test(batch)["signals"]
+
+    def fusion_weights(self) -> dict[str, float]:
+        if not self.config.use_memory:
+            return {"neg_psnr": 1.0}
+        lam = self.config.score_lambda
+        return {"neg_psnr": lam, "distance": 1.0 - lam}  # Eq. 16: lam (1 - g(P)) + (1 - lam) g(D) = lam g(-P) + ...
+
+    @torch.no_grad()
+    def error_map(self, batch: dict) -> torch.Tensor:
+        out = self.model(batch["input"], getattr(self, "_items", None))
+        return (_unit(out["output"]) - _unit(batch["target"])).pow(2).sum(dim=1)  # (B, H, W)
+
+    @torch.no_grad()
+    def inspect(self, batch: dict) -> dict[str, torch.Tensor]:
+        out = self.model(batch["input"], getattr(self, "_items", None))
+        return {k: v for k, v in out.items() if k in ("output", "queries", "weights")}
+
+
+_COMMON_PAPER = dict(  # Sec. 4.1 "Training": 256x256 in [-1, 1], H = W = 32, C = 512, M = 10, Adam, batch 4,
+    image_size=256, channels=3, widths=(64, 128, 256, 512), feature_dim=512, memory_items=10,  # cosine annealing;
+    batch_size=4, epochs=60, alpha=1.0, cosine_schedule=True,  # 60 epochs on Ped2 (10 on ShanghaiTech)
+)
+
+PRED_PRESETS = {
+    # Sec. 4.1: prediction task lr 2e-4, lambda_c = lambda_s = 0.1, lambda = 0.6, alpha = 1, gamma = 0.01; 4 frames in (Sec. 3)
+    "paper": MNADConfig(**_COMMON_PAPER, frames_in=4, predict=True, skip=True, lr=2e-4,
+                        lambda_c=0.1, lambda_s=0.1, score_lambda=0.6, gamma=0.01),
+    # 2 cores, minutes: grayscale 64x64, 3 stages -> 16x16 queries of C = 128, M = 10 as in the paper
+    "cpu": MNADConfig(image_size=64, channels=1, frames_in=4, predict=True, skip=True, widths=(32, 64, 128),
+                      feature_dim=128, memory_items=10, batch_size=8, epochs=8, lr=2e-4,
+                      lambda_c=0.1, lambda_s=0.1, score_lambda=0.6, gamma=0.01),
+    "smoke": MNADConfig(image_size=32, channels=1, frames_in=4, predict=True, skip=True, widths=(8, 16),
+                        feature_dim=16, memory_items=4, batch_size=4, epochs=1, lr=2e-4),
+}
+RECON_PRESETS = {
+    # Sec. 4.1: reconstruction task lr 2e-5, lambda_c = lambda_s = 0.01, lambda = 0.7, alpha = 1, gamma = 0.015;
+    # skip connections removed (Sec. 3.1.1)
+    "paper": MNADConfig(**_COMMON_PAPER, frames_in=1, predict=False, skip=False, lr=2e-5,
+                        lambda_c=0.01, lambda_s=0.01, score_lambda=0.7, gamma=0.015),
+    # the paper's 2e-5 is for 60 epochs; 8 CPU epochs need the prediction task's 2e-4 to learn anything
+    "cpu": MNADConfig(image_size=64, channels=1, frames_in=1, predict=False, skip=False, widths=(32, 64, 128),
+                      feature_dim=128, memory_items=10, batch_size=8, epochs=8, lr=2e-4,
+                      lambda_c=0.01, lambda_s=0.01, score_lambda=0.7, gamma=0.015),
+    "smoke": MNADConfig(image_size=32, channels=1, frames_in=1, predict=False, skip=False, widths=(8, 16),
+                        feature_dim=16, memory_items=4, batch_size=4, epochs=1, lr=2e-4,
+                        lambda_c=0.01, lambda_s=0.01, score_lambda=0.7, gamma=0.015),
+}
+
+
+@register_method("mnad_pred", config_cls=MNADConfig, presets=PRED_PRESETS,
+                 description="MNAD-P: memory-guided future frame prediction (Park et al. 2020)")
+class MNADPred(MNAD):
+    """MNAD-P: 4 frames in, the 5th predicted."""
+
+
+@register_method("mnad_recon", config_cls=MNADConfig, presets=RECON_PRESETS,
+                 description="MNAD-R: memory-guided frame reconstruction (Park et al. 2020)")
+class MNADRecon(MNAD):
+    """MNAD-R: the input frame reconstructed, no skip connections."""

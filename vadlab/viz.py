@@ -1,0 +1,152 @@
+"""Figures: matplotlib for print. Every function returns the Figure and, given `path`, saves it (PNG, atomically)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt  # headless: matplotlib falls back to Agg by itself
+import numpy as np
+
+
+def save(fig, path: str | os.PathLike | None, dpi: int = 150):
+    """Save `fig` to `path` (temp file, then os.replace); returns the figure."""
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        os.replace(tmp, path)
+    return fig
+
+
+def _shade(ax, labels: np.ndarray, color: str = "tab:red", alpha: float = 0.15, label: str = "ground truth anomaly"):
+    """Shade the frame ranges where labels == 1."""
+    labels = np.asarray(labels).astype(bool)
+    edges = np.diff(np.concatenate([[0], labels.astype(int), [0]]))
+    starts, stops = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+    for i, (a, b) in enumerate(zip(starts, stops)):
+        ax.axvspan(a - 0.5, b - 0.5, color=color, alpha=alpha, lw=0, label=label if i == 0 else None)
+
+
+def plot_history(history: list[dict], keys: tuple[str, ...] | None = None, path=None, ax=None):
+    """Training losses per epoch (one line per loss term, log scale when they span decades)."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5, 3.2))
+    keys = keys or tuple(k for k in history[0] if k not in ("epoch", "lr", "seconds")) if history else ()
+    epochs = [h["epoch"] for h in history]
+    for key in keys:
+        ax.plot(epochs, [h[key] for h in history], marker="o", ms=3, label=key)
+    values = np.array([[h[k] for k in keys] for h in history], dtype=float)
+    if values.size and np.nanmin(values) > 0 and np.nanmax(values) / np.nanmin(values) > 50:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save(fig, path)
+
+
+def plot_score_curve(scores: np.ndarray, labels: np.ndarray, *, title: str = "", baseline: np.ndarray | None = None,
+                     path=None, ax=None):
+    """Per-frame anomaly score of one video (NaN = unscored, shown as a gap) with its ground truth shaded."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 2.8))
+    _shade(ax, labels)
+    frames = np.arange(len(scores))
+    ax.plot(frames, scores, color="tab:blue", lw=1.4, label="anomaly score")
+    if baseline is not None:
+        ax.plot(frames, baseline, color="0.5", lw=1, ls="--", label="frame difference")
+    ax.set_xlim(-0.5, len(scores) - 0.5)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("frame")
+    ax.set_ylabel("score (per-video min-max)")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    return save(fig, path)
+
+
+def plot_comparison(rows: dict[str, dict[str, float]], *, metric_label: str = "micro AUC", path=None,
+                    baseline_key: str | None = None):
+    """Grouped bars: rows {group (dataset): {method: value}}; a dashed line at each group's baseline if named."""
+    groups = list(rows)
+    methods = list(dict.fromkeys(m for g in groups for m in rows[g]))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(groups) * max(len(methods), 1) / 3, 3.4))
+    width = 0.8 / max(len(methods), 1)
+    for j, m in enumerate(methods):
+        xs = np.arange(len(groups)) + (j - (len(methods) - 1) / 2) * width
+        vals = [rows[g].get(m, np.nan) for g in groups]
+        bars = ax.bar(xs, vals, width, label=m)
+        for x, v in zip(xs, vals):
+            if np.isfinite(v):
+                ax.text(x, v + 0.005, f"{v:.3f}", ha="center", va="bottom", fontsize=7, rotation=90)
+    ax.set_xticks(np.arange(len(groups)), groups)
+    ax.set_ylabel(metric_label)
+    ax.set_ylim(0.4, 1.08)
+    ax.axhline(0.5, color="0.6", lw=0.8, ls=":")
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    return save(fig, path)
+
+
+def plot_error_maps(frames: np.ndarray, predictions: np.ndarray, errors: np.ndarray, masks: np.ndarray | None = None,
+                    *, titles: list[str] | None = None, path=None):
+    """Rows of (frame, prediction, error map [, mask outline]); arrays (N, H, W) in [0, 1] (errors any scale)."""
+    n = len(frames)
+    fig, axes = plt.subplots(n, 3, figsize=(6.6, 2.2 * n), squeeze=False)
+    for i in range(n):
+        for j, (img, name) in enumerate(((frames[i], "frame"), (predictions[i], "prediction"), (errors[i], "error"))):
+            ax = axes[i, j]
+            ax.imshow(img, cmap="gray" if j < 2 else "inferno", vmin=0 if j < 2 else None, vmax=1 if j < 2 else None)
+            if masks is not None and masks[i].any():
+                ax.contour(masks[i], levels=[0.5], colors="cyan", linewidths=0.8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(name, fontsize=9)
+        if titles:
+            axes[i, 0].set_ylabel(titles[i], fontsize=8)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+class LiveLoss:
+    """`fit(..., on_epoch=LiveLoss())`: redraws the loss curve in place after every epoch (Jupyter), and saves
+    it to `path` if given. Outside Jupyter it only saves."""
+
+    def __init__(self, path=None, keys: tuple[str, ...] | None = None):
+        self.path, self.keys, self._handle = path, keys, None
+
+    def __call__(self, epoch: int, history: list[dict]) -> None:
+        fig = plot_history(history, self.keys, path=self.path)
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+
+            if get_ipython() is not None:
+                if self._handle is None:
+                    self._handle = display(fig, display_id=True)
+                else:
+                    self._handle.update(fig)
+        except ImportError:
+            pass
+        plt.close(fig)
+
+
+def metrics_table(report: dict):
+    """A small table of the headline metrics of an evaluation report (a pandas DataFrame when pandas is there)."""
+    base = report.get("baseline_frame_difference", {})
+    rows = [
+        ("micro AUC (per-video min-max)", report.get("micro_auc"), base.get("micro_auc")),
+        ("macro AUC", report.get("macro_auc"), base.get("macro_auc")),
+        ("EER", report.get("eer"), base.get("eer")),
+        ("AUC, global min-max", report.get("auc_global_norm"), base.get("auc_global_norm")),
+        ("AUC, no normalisation", report.get("auc_raw"), base.get("auc_raw")),
+        ("frames left out", report.get("frames_left_out"), base.get("frames_left_out")),
+    ]
+    for name, value in sorted(report.get("per_type_auc", {}).items()):
+        rows.append((f"AUC {name}", value, base.get("per_type_auc", {}).get(name)))
+    try:
+        import pandas as pd
+    except ImportError:
+        return rows
+    return pd.DataFrame(rows, columns=["metric", report.get("method", "method"), "frame difference"]).set_index("metric")
