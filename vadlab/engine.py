@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from vadlab import metrics
 from vadlab.baselines import frame_difference_scores
-from vadlab.data.clips import ClipDataset
+from vadlab.data.clips import ClipDataset, load_masks
 from vadlab.data.layout import Layout, load_layout
 from vadlab.errors import DataError
 from vadlab.registry import get_spec
@@ -216,7 +216,9 @@ def load_run(run: str | os.PathLike, device: str = "auto"):
 
 @torch.no_grad()
 def infer(method, data, *, device: str | None = None, progress: bool = True, split: str = "testing") -> dict:
-    """Score every frame of every video in `split`: {signal: {video: (N,) float64, NaN where unscorable}}."""
+    """Score every frame of every video in `split`: {signal: {video: (N,) float64, NaN where unscorable}}.
+
+    A method's per-pixel map comes back under "_map" as {video: (N, H, W) float32, NaN for unscored frames}."""
     layout = _as_layout(data)
     cfg = method.config
     dev = next(method.model.parameters()).device if device is None else resolve_device(device)
@@ -239,17 +241,25 @@ def infer(method, data, *, device: str | None = None, progress: bool = True, spl
             indices.append(batch["index"].cpu())
         idx = torch.cat(indices).numpy()
         for name, chunks in per_signal.items():
-            full = np.full(len(video), np.nan)
-            full[idx] = torch.cat(chunks).double().numpy()
+            values = torch.cat(chunks).numpy()
+            full = np.full((len(video), *values.shape[1:]), np.nan, dtype=np.float32 if name == "_map" else np.float64)
+            full[idx] = values
             signals.setdefault(name, {})[video.name] = full
     return signals
 
 
-def evaluate_signals(method, signals: dict, layout: Layout) -> dict:
-    """Metrics of a method's signals on the test split, with the frame-difference baseline beside them."""
+def evaluate_signals(method, signals: dict, layout: Layout, maps: dict | None = None) -> dict:
+    """Metrics of a method's signals on the test split, with the frame-difference baseline beside them;
+    pixel AUC from `maps` ({video: (N, H, W)}) where the videos have masks."""
     labels = {v.name: v.labels for v in layout.testing}
     types = {v.name: v.types for v in layout.testing if v.types is not None} or None
     report = metrics.evaluate(signals, method.fusion_weights(), labels, types=types)
+    with_masks = [v for v in layout.testing if v.masks is not None]
+    if maps is not None and with_masks:
+        # pixel AUC at the model's resolution: masks resized (nearest) to the map size
+        report["pixel_auc"] = metrics.pixel_auc({v.name: maps[v.name] for v in with_masks},
+                                                {v.name: load_masks(v, method.config.image_size) for v in with_masks})
+        report["pixel_auc_videos"] = len(with_masks)
     baseline = frame_difference_scores(layout.testing, size=method.config.image_size)
     report["baseline_frame_difference"] = metrics.evaluate({"frame_diff": baseline}, {"frame_diff": 1.0}, labels,
                                                            types=types)
@@ -265,7 +275,8 @@ def evaluate_run(run: str | os.PathLike, data=None, *, device: str = "auto", pro
     layout = _as_layout(data)
     t0 = time.perf_counter()
     signals = infer(method, layout, progress=progress)
-    report = evaluate_signals(method, signals, layout)
+    maps = signals.pop("_map", None)
+    report = evaluate_signals(method, signals, layout, maps)
     report.update({"method": method.name, "data": str(layout.root), "epochs_trained": method.epochs_trained,
                    "scoring_seconds": time.perf_counter() - t0, "git_commit": git_commit()})
     if hasattr(method, "test_updates"):

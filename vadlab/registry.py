@@ -43,6 +43,10 @@ def register_method(name: str, *, config_cls: type, presets: dict, description: 
     return deco
 
 
+def _preset_order(name: str) -> tuple[int, str]:
+    return (PRESETS.index(name) if name in PRESETS else len(PRESETS), name)
+
+
 def _ensure_loaded() -> None:
     import vadlab.models  # noqa: F401  (importing registers every built-in method)
 
@@ -63,7 +67,7 @@ def get_config(name: str, preset: str = "cpu", **overrides):
     """The config of `name` at `preset` with overrides applied (unknown keys fail loudly)."""
     spec = get_spec(name)
     if preset not in spec.presets:
-        raise ConfigError(f"unknown preset {preset!r} for {name}; valid presets: {', '.join(spec.presets)}")
+        raise ConfigError(f"unknown preset {preset!r} for {name}; valid presets: {', '.join(sorted(spec.presets, key=_preset_order))}")
     return apply_overrides(spec.presets[preset], overrides)
 
 

@@ -39,16 +39,16 @@ class Method:
         """Called before each test video: restore any state a test-time update changes."""
 
     def score_batch(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Raw per-clip signals (B,) oriented higher = more anomalous, in clip order within one video."""
+        """Raw per-clip signals (B,) oriented higher = more anomalous, in clip order within one video.
+
+        A method with a per-pixel anomaly map adds it under the key "_map" (B, H, W): the engine uses it for
+        pixel AUC and error-map figures, not as a frame signal.
+        """
         raise NotImplementedError
 
     def fusion_weights(self) -> dict[str, float]:
         """Weights of the signals in the frame score, applied after per-video min-max normalisation."""
         raise NotImplementedError
-
-    def error_map(self, batch: dict) -> torch.Tensor | None:
-        """Per-pixel anomaly map (B, H, W), for pixel AUC and error-map figures; None if the method has none."""
-        return None
 
     def inspect(self, batch: dict) -> dict[str, torch.Tensor]:
         """Tensors worth looking at in a notebook (predictions, queries, matching weights); default: none."""

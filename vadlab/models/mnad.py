@@ -142,7 +142,8 @@ class MNAD(Method):
         items = self._items
         out = self.model(batch["input"], items)
         target = batch["target"]
-        signals = {"neg_psnr": -psnr(_unit(out["output"]), _unit(target))}  # Eq. 15, negated: higher = anomalous
+        signals = {"neg_psnr": -psnr(_unit(out["output"]), _unit(target)),  # Eq. 15, negated: higher = anomalous
+                   "_map": (_unit(out["output"]) - _unit(target)).pow(2).sum(dim=1)}  # (B, H, W) squared error
         if self.config.use_memory:
             signals["distance"] = memory.feature_distance(out["queries"], items)  # Eq. 14
             if self.config.test_update:
@@ -161,11 +162,6 @@ class MNAD(Method):
             return {"neg_psnr": 1.0}
         lam = self.config.score_lambda
         return {"neg_psnr": lam, "distance": 1.0 - lam}  # Eq. 16: lam (1 - g(P)) + (1 - lam) g(D) = lam g(-P) + ...
-
-    @torch.no_grad()
-    def error_map(self, batch: dict) -> torch.Tensor:
-        out = self.model(batch["input"], getattr(self, "_items", None))
-        return (_unit(out["output"]) - _unit(batch["target"])).pow(2).sum(dim=1)  # (B, H, W)
 
     @torch.no_grad()
     def inspect(self, batch: dict) -> dict[str, torch.Tensor]:

@@ -1,0 +1,66 @@
+"""Shared fixtures: small datasets in the common layout, made fresh or once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PED2_MINI = Path(os.environ.get("VADLAB_PED2_MINI", REPO.parent / "shared" / "data" / "ped2-mini" / "UCSDped2"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Frame cache and prepared datasets of the test session live in a temp folder, not in ~/.cache."""
+    root = tmp_path_factory.getbasetemp()
+    os.environ.setdefault("VADLAB_CACHE", str(root / "cache"))
+    os.environ.setdefault("VADLAB_DATA", str(root / "datasets"))
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def write_random_layout(root: Path, *, n_train=2, n_test=2, frames=12, size=(24, 32), seed=0) -> Path:
+    """A tiny random dataset in the common layout (test videos: second half anomalous, masks included)."""
+    from vadlab.data.layout import LayoutWriter
+
+    rng = np.random.default_rng(seed)
+    with LayoutWriter(root) as w:
+        for i in range(n_train):
+            w.add_frames("training", f"train{i:02d}", rng.integers(0, 256, (frames, *size), dtype=np.uint8))
+        for i in range(n_test):
+            labels = np.zeros(frames, np.uint8)
+            labels[frames // 2:] = 1
+            masks = np.zeros((frames, *size), np.uint8)
+            masks[frames // 2:, 4:10, 4:10] = 1
+            w.add_frames("testing", f"test{i:02d}", rng.integers(0, 256, (frames, *size), dtype=np.uint8),
+                         labels=labels, masks=masks)
+    return root
+
+
+@pytest.fixture
+def random_layout(tmp_path) -> Path:
+    return write_random_layout(tmp_path / "rand")
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic(tmp_path_factory) -> Path:
+    """The synthetic `tiny` preset, generated once per test session."""
+    from vadlab.data.synthetic import synthesize
+
+    root = tmp_path_factory.mktemp("synth") / "tiny"
+    synthesize(root, "tiny", seed=0, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def ped2_mini(tmp_path_factory) -> Path:
+    """ped2-mini imported into the common layout (skips when the shared slice is not beside the checkout)."""
+    if not PED2_MINI.is_dir():
+        pytest.skip(f"ped2-mini not found at {PED2_MINI} (set VADLAB_PED2_MINI)")
+    from vadlab.data.importers import import_dataset
+
+    root = tmp_path_factory.mktemp("ped2") / "ped2-mini"
+    import_dataset("ucsd", PED2_MINI, root, progress=False)
+    return root

@@ -1,0 +1,113 @@
+"""The engine: checkpoints, resume (same final weights), history, scoring bookkeeping."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vadlab import engine
+from vadlab.errors import DataError
+from vadlab.registry import create_method
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / engine.CHECKPOINT, weights_only=False)["model"]
+
+
+def _assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), f"{key} differs"
+
+
+@pytest.mark.parametrize("name", ["mnad_pred", "mnad_recon"])
+def test_stop_after_epoch_1_then_resume_gives_the_same_weights(random_layout, tmp_path, name):
+    full, part = tmp_path / "full", tmp_path / "part"
+    engine.fit(create_method(name, "smoke", epochs=3), random_layout, full, seed=7, device="cpu", progress=False)
+    engine.fit(create_method(name, "smoke", epochs=3), random_layout, part, seed=7, device="cpu", progress=False,
+               stop_after=1)
+    assert torch.load(part / engine.CHECKPOINT, weights_only=False)["epoch"] == 1
+    history = engine.fit(create_method(name, "smoke", epochs=3), random_layout, part, seed=7, device="cpu",
+                         progress=False, resume=True)
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    _assert_same_weights(_weights(full), _weights(part))  # memory items included: they are a buffer
+    assert "memory" in _weights(full)
+
+
+def test_different_seed_gives_different_weights(random_layout, tmp_path):
+    engine.fit(create_method("mnad_pred", "smoke"), random_layout, tmp_path / "a", seed=1, device="cpu", progress=False)
+    engine.fit(create_method("mnad_pred", "smoke"), random_layout, tmp_path / "b", seed=2, device="cpu", progress=False)
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert not torch.equal(a["memory"], b["memory"])
+
+
+def test_existing_run_is_not_overwritten(random_layout, tmp_path):
+    run = tmp_path / "run"
+    engine.fit(create_method("mnad_pred", "smoke"), random_layout, run, device="cpu", progress=False)
+    before = (run / engine.CHECKPOINT).read_bytes()
+    with pytest.raises(DataError, match="--resume"):
+        engine.fit(create_method("mnad_pred", "smoke"), random_layout, run, device="cpu", progress=False)
+    assert (run / engine.CHECKPOINT).read_bytes() == before
+
+
+def test_checkpoint_holds_everything_needed_to_resume(random_layout, tmp_path):
+    run = tmp_path / "run"
+    engine.fit(create_method("mnad_pred", "smoke", epochs=2), random_layout, run, device="cpu", progress=False)
+    state = torch.load(run / engine.CHECKPOINT, weights_only=False)
+    assert {"model", "optimizer", "scheduler", "rng", "epoch", "history", "config", "method"} <= set(state)
+    assert state["epoch"] == 2 and len(state["history"]) == 2
+    assert not list(run.glob(".*.tmp"))  # atomic writes leave no temp files
+    run_info = json.loads((run / "run.json").read_text())
+    assert run_info["method"] == "mnad_pred" and run_info["config"]["epochs"] == 2
+
+
+def test_evaluate_run_leaves_out_unscorable_frames(random_layout, tmp_path):
+    run = tmp_path / "run"
+    engine.fit(create_method("mnad_pred", "smoke"), random_layout, run, device="cpu", progress=False)
+    report = engine.evaluate_run(run, random_layout, device="cpu", progress=False)
+    # 2 test videos of 12 frames, 4 input frames: 4 frames per video cannot be predicted
+    assert report["frames_left_out"] == 8 and report["left_out_per_video"] == {"test00": 4, "test01": 4}
+    assert report["frames_scored"] == 16
+    scores = engine.load_scores(run)
+    assert np.isnan(scores["score"]["test00"][:4]).all() and np.isfinite(scores["score"]["test00"][4:]).all()
+    assert set(scores) == {"neg_psnr", "distance", "score", "label"}
+    assert 0.0 <= report["micro_auc"] <= 1.0
+    assert "baseline_frame_difference" in report
+    assert 0.0 <= report["pixel_auc"] <= 1.0 and report["pixel_auc_videos"] == 2
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["micro_auc"] == report["micro_auc"]
+
+
+@pytest.mark.slow
+def test_a_killed_training_process_resumes_to_the_same_weights(tmp_path):
+    """A real interruption: SIGKILL a `vadlab train` process after its first checkpoint, resume with --resume."""
+    from conftest import write_random_layout
+
+    data = write_random_layout(tmp_path / "data", n_train=3, frames=40, size=(32, 32))
+    args = ["mnad_pred", "--data", str(data), "--preset", "smoke", "--epochs", "6", "--seed", "3", "--device", "cpu",
+            "--quiet"]
+    cmd = [sys.executable, "-m", "vadlab.cli", "train"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    subprocess.run(cmd + args + ["--out", str(tmp_path / "full")], check=True, env=env, capture_output=True)
+    proc = subprocess.Popen(cmd + args + ["--out", str(tmp_path / "killed")], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = tmp_path / "killed" / engine.CHECKPOINT
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    epoch_at_kill = torch.load(ckpt, weights_only=False)["epoch"]
+    assert epoch_at_kill < 6, "the process finished before it could be killed; make the run longer"
+    subprocess.run(cmd + args + ["--out", str(tmp_path / "killed"), "--resume"], check=True, env=env,
+                   capture_output=True)
+    _assert_same_weights(_weights(tmp_path / "full"), _weights(tmp_path / "killed"))

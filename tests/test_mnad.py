@@ -1,0 +1,116 @@
+"""MNAD's choices (vadlab/models/mnad.py docstring), each tested."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vadlab import memory
+from vadlab.models.mnad import MNADNet
+from vadlab.registry import create_method
+
+
+def _batch(cfg, b=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    s = cfg.image_size
+    return {"input": torch.rand(b, cfg.frames_in, cfg.channels, s, s, generator=g) * 2 - 1,
+            "target": torch.rand(b, cfg.channels, s, s, generator=g) * 2 - 1}
+
+
+def test_architecture_follows_sec_3_1_1():
+    pred = create_method("mnad_pred", "smoke")
+    recon = create_method("mnad_recon", "smoke")
+    assert pred.model.decoder.skip and not recon.model.decoder.skip  # skips removed for reconstruction
+    out = pred.model(_batch(pred.config)["input"])
+    q = out["queries"]  # (B, K, C): L2-normalised queries, the encoder's last layer has no BN/ReLU
+    assert q.shape == (3, (32 // 2) ** 2, 16)
+    torch.testing.assert_close(q.norm(dim=-1), torch.ones(q.shape[:2]))
+    assert (q < 0).any()  # no ReLU cut-off before the L2 norm
+    assert out["weights"].shape == (3, 256, 4)
+    assert "memory" not in dict(pred.model.named_parameters())  # a buffer: no gradient updates
+
+
+def test_paper_loss_form_is_eq_8_to_12_as_written():
+    m = create_method("mnad_pred", "smoke", lambda_c=0.3, lambda_s=0.2, alpha=0.5)
+    batch = _batch(m.config)
+    m.model.eval()  # deterministic BN for the recomputation below
+    losses = m.training_step(batch)
+    out = m.model(batch["input"])
+    K = out["queries"].shape[1]
+    rec = (out["output"] - batch["target"]).flatten(1).norm(dim=1).mean()  # Eq. 9 per frame, mean over frames
+    comp = memory.compactness_loss(out["queries"], m.model.memory) * K  # Eq. 10: a sum over the K queries
+    sep = memory.separateness_loss(out["queries"], m.model.memory, 0.5) * K
+    torch.testing.assert_close(losses["loss"], rec + 0.3 * comp + 0.2 * sep)
+    mean_form = create_method("mnad_pred", "smoke", loss_form="mean")
+    mean_form.model.load_state_dict(m.model.state_dict())
+    mean_form.model.eval()
+    torch.testing.assert_close(mean_form.training_step(batch)["rec"], (out["output"] - batch["target"]).pow(2).mean())
+    with pytest.raises(ValueError, match="loss_form"):
+        create_method("mnad_pred", "smoke", loss_form="other").training_step(batch)
+
+
+def test_memory_moves_only_by_the_update_rule():
+    m = create_method("mnad_pred", "smoke")
+    batch = _batch(m.config)
+    before = m.model.memory.clone()
+    losses = m.training_step(batch)
+    losses["loss"].backward()
+    assert m.model.memory.grad is None and torch.equal(m.model.memory, before)
+    m.after_optimizer_step(batch, losses)  # Eq. 3-5
+    expected = memory.update(losses["_queries"], before)
+    torch.testing.assert_close(m.model.memory, expected)
+    assert not torch.equal(m.model.memory, before)
+    torch.testing.assert_close(m.model.memory.norm(dim=1), torch.ones(len(before)))
+
+
+def test_no_memory_ablation():
+    m = create_method("mnad_pred", "smoke", use_memory=False)
+    assert m.model.decoder.ups[0][0].in_channels == m.config.feature_dim  # queries alone, not [q, p_hat]
+    batch = _batch(m.config)
+    losses = m.training_step(batch)
+    assert set(k for k in losses if not k.startswith("_")) == {"rec", "loss"}
+    m.model.eval()
+    m.reset_test_state()
+    assert set(m.score_batch(batch)) == {"neg_psnr", "_map"} and m.fusion_weights() == {"neg_psnr": 1.0}
+
+
+def test_eq16_weights():
+    assert create_method("mnad_pred", "paper").fusion_weights() == {"neg_psnr": 0.6, "distance": pytest.approx(0.4)}
+    assert create_method("mnad_recon", "paper").fusion_weights() == {"neg_psnr": 0.7, "distance": pytest.approx(0.3)}
+
+
+@pytest.mark.parametrize("gamma, test_update, expect_change", [(0.0, True, False), (1e9, True, True),
+                                                                (1e9, False, False)])
+def test_test_time_update_is_gated_by_the_regular_score(gamma, test_update, expect_change):
+    m = create_method("mnad_pred", "smoke", gamma=gamma, test_update=test_update)
+    m.model.eval()
+    m.reset_test_state()
+    trained = m.model.memory.clone()
+    batch = _batch(m.config, b=1)
+    m.score_batch(batch)
+    assert torch.equal(m.model.memory, trained)  # the trained memory is never modified by scoring
+    assert (not torch.equal(m._items, trained)) == expect_change
+    m.reset_test_state()  # every test video starts from the trained memory
+    assert torch.equal(m._items, trained)
+    assert m.sequential_test == test_update
+
+
+def test_scores_do_not_depend_on_the_order_of_test_videos():
+    m = create_method("mnad_pred", "smoke", gamma=1e9)
+    m.model.eval()
+    a, b = _batch(m.config, b=1, seed=1), _batch(m.config, b=1, seed=2)
+    m.reset_test_state()
+    first = m.score_batch(a)["distance"]
+    m.reset_test_state()
+    m.score_batch(b)
+    m.reset_test_state()
+    torch.testing.assert_close(m.score_batch(a)["distance"], first)
+
+
+def test_net_shapes_at_the_paper_size():
+    cfg = create_method("mnad_pred", "paper").config
+    net = MNADNet(cfg).eval()
+    with torch.no_grad():
+        out = net(torch.zeros(1, 4, 3, 256, 256))
+    assert out["queries"].shape == (1, 32 * 32, 512)  # Sec. 4.1: H = W = 32, C = 512
+    assert out["weights"].shape == (1, 1024, 10) and out["output"].shape == (1, 3, 256, 256)
