@@ -7,7 +7,7 @@ TORCH  ?= torch==2.13.0
 DEMO_DATA := data/synthetic-default
 DEMO_OUT  := reports/demo
 
-.PHONY: venv demo test test-fast bench clean
+.PHONY: venv demo test test-fast bench strip clean
 
 venv: $(STAMP)
 
@@ -31,6 +31,9 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_memory.py
+
+strip: $(STAMP)
+	$(PY) tools/strip_notebooks.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

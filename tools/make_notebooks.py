@@ -15,11 +15,11 @@ MNAD = [
         "papermill overrides: `papermill 10_train_mnad.ipynb out.ipynb -p preset smoke`."),
     new_code_cell(
         'variant = "pred"          # "pred" (MNAD-P) or "recon" (MNAD-R)\n'
-        "data_root = None          # a common-layout root; None = the synthetic walkway dataset below\n"
+        "data_root = None          # a common-layout root, or None for the synthetic walkway data\n"
         'synth_preset = "default"  # synthetic preset used when data_root is None\n'
         'preset = "cpu"            # "smoke" (seconds), "cpu" (minutes on 2 cores), "paper" (GPU)\n'
-        "epochs = None             # None = the preset\'s\n"
-        "use_memory = True         # False = the paper\'s w/o-memory ablation\n"
+        "epochs = None             # None: as in the preset\n"
+        "use_memory = True         # False: the w/o-memory ablation of the paper\n"
         "seed = 0\n"
         'device = "auto"\n'
         'out_dir = "runs/mnad"',

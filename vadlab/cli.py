@@ -76,7 +76,10 @@ def _cmd_train(args) -> int:
 def _cmd_evaluate(args) -> int:
     from vadlab import engine
 
-    return _report(engine.evaluate_run(args.run, args.data, device=args.device, progress=not args.quiet))
+    from vadlab.config import parse_set_args
+
+    return _report(engine.evaluate_run(args.run, args.data, device=args.device, progress=not args.quiet,
+                                       overrides=parse_set_args(args.set)))
 
 
 def _report(report: dict) -> int:
@@ -100,6 +103,24 @@ def _cmd_demo(args) -> int:
     from vadlab.reports import demo
 
     demo(args.data, args.out, preset=args.preset, train=not args.no_train)
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from vadlab.reports import read_notebook_scraps, run_notebook
+
+    params = {}
+    for key, value in args.param or []:
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    if not Path(args.notebook).is_file():
+        raise VadlabError(f"{args.notebook}: no such notebook")
+    executed = run_notebook(args.notebook, args.out, params, progress=True)
+    print(f"{executed}")
+    for name, value in read_notebook_scraps(executed).items():
+        print(f"  {name}: {value}")
     return 0
 
 
@@ -144,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score the test split with a trained run; writes metrics.json")
     p.add_argument("run")
     p.add_argument("--data")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="test-time override (gamma, test_update, score_lambda); writes metrics[KEY=VALUE].json")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
@@ -153,6 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--size", type=int, default=64)
     p.set_defaults(func=_cmd_baseline)
+
+    p = sub.add_parser("report", help="run a notebook headlessly with papermill into a report folder")
+    p.add_argument("notebook")
+    p.add_argument("--out", required=True)
+    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="notebook parameter (JSON value, else a string)")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("demo", help="the demo: synthesise, check, baseline, train and evaluate MNAD-P")
     p.add_argument("--data", default="data/synthetic-default")

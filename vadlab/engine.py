@@ -27,6 +27,7 @@ from vadlab.baselines import frame_difference_scores
 from vadlab.data.clips import ClipDataset, load_masks
 from vadlab.data.layout import Layout, load_layout
 from vadlab.errors import DataError
+from vadlab.config import apply_overrides
 from vadlab.registry import get_spec
 
 CHECKPOINT = "checkpoint.pt"
@@ -198,8 +199,10 @@ def _set_rng_state(state: dict) -> None:
 
 
 # --- loading and scoring ------------------------------------------------------------------------------------------
-def load_run(run: str | os.PathLike, device: str = "auto"):
-    """The trained method of a run folder (its checkpoint), in eval mode on `device`."""
+def load_run(run: str | os.PathLike, device: str = "auto", overrides: dict | None = None):
+    """The trained method of a run folder (its checkpoint), in eval mode on `device`.
+
+    `overrides` change test-time settings of the config (e.g. gamma, test_update, score_lambda)."""
     run = Path(run)
     ckpt_file = run / CHECKPOINT
     if not ckpt_file.exists():
@@ -207,7 +210,7 @@ def load_run(run: str | os.PathLike, device: str = "auto"):
     dev = resolve_device(device)
     state = torch.load(ckpt_file, map_location=dev, weights_only=False)
     spec = get_spec(state["method"])
-    method = spec.cls(spec.config_cls(**state["config"]))
+    method = spec.cls(apply_overrides(spec.config_cls(**state["config"]), overrides))
     method.model.load_state_dict(state["model"])
     method.model.to(dev).eval()
     method.epochs_trained = state["epoch"]
@@ -266,10 +269,15 @@ def evaluate_signals(method, signals: dict, layout: Layout, maps: dict | None = 
     return report
 
 
-def evaluate_run(run: str | os.PathLike, data=None, *, device: str = "auto", progress: bool = True) -> dict:
-    """Score the test split with a trained run and write `metrics.json` and `scores.npz` into the run folder."""
+def evaluate_run(run: str | os.PathLike, data=None, *, device: str = "auto", progress: bool = True,
+                 overrides: dict | None = None) -> dict:
+    """Score the test split with a trained run and write `metrics.json` and `scores.npz` into the run folder.
+
+    With test-time `overrides` (e.g. {"test_update": False}) the files are named after them instead,
+    `metrics[test_update=False].json`, so the run's own evaluation is kept."""
     run = Path(run)
-    method = load_run(run, device)
+    method = load_run(run, device, overrides)
+    suffix = "[" + ",".join(f"{k}={v}" for k, v in sorted(overrides.items())) + "]" if overrides else ""
     if data is None:
         data = json.loads((run / "run.json").read_text())["data"]
     layout = _as_layout(data)
@@ -288,10 +296,11 @@ def evaluate_run(run: str | os.PathLike, data=None, *, device: str = "auto", pro
     arrays = {f"{name}/{video}": arr for name, per in signals.items() for video, arr in per.items()}
     arrays.update({f"score/{video}": arr for video, arr in fused.items()})
     arrays.update({f"label/{v.name}": v.labels for v in layout.testing})
+    report["overrides"] = dict(overrides or {})
     tmp = run / f".scores.{os.getpid()}.tmp.npz"
     np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, run / "scores.npz")
-    atomic_write_json(run / "metrics.json", report)
+    os.replace(tmp, run / f"scores{suffix}.npz")
+    atomic_write_json(run / f"metrics{suffix}.json", report)
     return report
 
 

@@ -51,6 +51,7 @@ def plot_score_curve(scores: np.ndarray, labels: np.ndarray, *, title: str = "",
     """Per-frame anomaly score of one video (NaN = unscored, shown as a gap) with its ground truth shaded."""
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 2.8))
     _shade(ax, labels)
+    _shade(ax, np.isnan(scores), color="0.5", alpha=0.12, label="not scorable (left out)")
     frames = np.arange(len(scores))
     ax.plot(frames, scores, color="tab:blue", lw=1.4, label="anomaly score")
     if baseline is not None:
