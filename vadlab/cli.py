@@ -124,6 +124,13 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_compare(args) -> int:
+    from vadlab.reports import compare_runs
+
+    compare_runs(args.groups, args.out, metric=args.metric)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vadlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -183,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="notebook parameter (JSON value, else a string)")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("compare", help="side-by-side metrics of evaluated runs, one group folder per dataset")
+    p.add_argument("groups", nargs="+")
+    p.add_argument("--out")
+    p.add_argument("--metric", default="micro_auc")
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("demo", help="the demo: synthesise, check, baseline, train and evaluate MNAD-P")
     p.add_argument("--data", default="data/synthetic-default")

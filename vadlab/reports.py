@@ -103,3 +103,34 @@ def read_notebook_scraps(path: str | os.PathLike) -> dict:
 
     return {name: scrap.data for name, scrap in sb.read_notebook(str(path)).scraps.items()}
 
+
+
+def compare_runs(groups: list[str | os.PathLike], out: str | os.PathLike | None = None, *,
+                 metric: str = "micro_auc") -> dict[str, dict[str, float]]:
+    """Side-by-side `metric` of every evaluated run under each group folder (e.g. one per dataset), with the
+    frame-difference baseline; writes `comparison.png`, `comparison.md` and `comparison.json` into `out`."""
+    rows: dict[str, dict[str, float]] = {}
+    lines = [f"| group | run | {metric} | macro AUC | pixel AUC | train s | left out |", "|---|---|---|---|---|---|---|"]
+    for group in groups:
+        group = Path(group)
+        row: dict[str, float] = {}
+        for file in sorted(group.glob("*/metrics.json")):
+            report = json.loads(file.read_text())
+            if report.get("method") == "frame_difference":  # a `vadlab baseline` folder
+                row["frame_difference"] = report[metric]
+                continue
+            row[file.parent.name] = report[metric]
+            row.setdefault("frame_difference", report["baseline_frame_difference"][metric])
+            lines.append(f"| {group.name} | {file.parent.name} | {report[metric]:.4f} | {report['macro_auc']:.4f} | "
+                         f"{report.get('pixel_auc', float('nan')):.4f} | {report.get('train_seconds', float('nan')):.0f} | "
+                         f"{report['frames_left_out']} |")
+        if row:
+            lines.append(f"| {group.name} | frame_difference | {row['frame_difference']:.4f} | | | | |")
+            rows[group.name] = row
+    if out is not None:
+        out = Path(out)
+        viz.plot_comparison(rows, metric_label=metric.replace("_", " "), path=out / "comparison.png")
+        (out / "comparison.md").write_text("\n".join(lines) + "\n")
+        write_metrics(out, rows, groups=[str(g) for g in groups])
+    print("\n".join(lines))
+    return rows
