@@ -111,3 +111,15 @@ def test_a_killed_training_process_resumes_to_the_same_weights(tmp_path):
     subprocess.run(cmd + args + ["--out", str(tmp_path / "killed"), "--resume"], check=True, env=env,
                    capture_output=True)
     _assert_same_weights(_weights(tmp_path / "full"), _weights(tmp_path / "killed"))
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_on_real_ped2_mini(ped2_mini, tmp_path):
+    """A short real run on real video: bookkeeping of the protocol on 3 test videos of 180/180/150 frames."""
+    run = tmp_path / "run"
+    engine.fit(create_method("mnad_pred", "smoke", image_size=32, epochs=1), ped2_mini, run, device="cpu",
+               progress=False)
+    report = engine.evaluate_run(run, ped2_mini, device="cpu", progress=False)
+    assert report["frames_total"] == 510 and report["frames_left_out"] == 12  # 4 per video, never filled in
+    assert report["pixel_auc_videos"] == 3 and 0.0 <= report["pixel_auc"] <= 1.0
+    assert report["baseline_frame_difference"]["frames_left_out"] == 3

@@ -16,8 +16,7 @@ from vadlab.data.importers import KINDS, detect_kind, import_dataset, parse_ucsd
 from vadlab.data.layout import read_image
 from vadlab.errors import DataError
 
-# the real slice sits next to the checkout: ../shared/data/ped2-mini (see DESIGN.md)
-PED2_MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ped2-mini" / "UCSDped2"
+from conftest import PED2_MINI, skip_or_fail_without_ped2  # the real slice beside the checkout (DESIGN.md)
 
 H, W = 24, 32
 RNG = np.random.default_rng(0)
@@ -153,8 +152,7 @@ def assert_nothing_written(dst: Path) -> None:
 
 @pytest.fixture(scope="module")
 def ped2(tmp_path_factory):
-    if not PED2_MINI.is_dir():
-        pytest.skip(f"real UCSD Ped2 slice not found at {PED2_MINI}")
+    skip_or_fail_without_ped2()
     dst = tmp_path_factory.mktemp("real") / "ped2"
     return import_dataset("ucsd", PED2_MINI, dst, progress=False)
 
