@@ -62,7 +62,7 @@ def plot_score_curve(scores: np.ndarray, labels: np.ndarray, *, title: str = "",
     ax.set_ylabel("score (per-video min-max)")
     if title:
         ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=7, loc="best", framealpha=0.8)
     return save(fig, path)
 
 
