@@ -123,3 +123,11 @@ def test_train_and_evaluate_on_real_ped2_mini(ped2_mini, tmp_path):
     assert report["frames_total"] == 510 and report["frames_left_out"] == 12  # 4 per video, never filled in
     assert report["pixel_auc_videos"] == 3 and 0.0 <= report["pixel_auc"] <= 1.0
     assert report["baseline_frame_difference"]["frames_left_out"] == 3
+
+
+def test_resume_refuses_a_different_config(random_layout, tmp_path):
+    run = tmp_path / "run"
+    engine.fit(create_method("mnad_pred", "smoke"), random_layout, run, device="cpu", progress=False)
+    with pytest.raises(DataError, match="memory_items 4 -> 5"):
+        engine.fit(create_method("mnad_pred", "smoke", memory_items=5), random_layout, run, device="cpu",
+                   progress=False, resume=True)

@@ -103,8 +103,8 @@ def fit(method, data, out: str | os.PathLike, *, seed: int = 0, device: str = "a
     `on_epoch(epoch, history)` is called after every epoch (e.g. a live loss plot). Returns the history.
     """
     out = Path(out)
+    layout = _as_layout(data)  # validate before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    layout = _as_layout(data)
     cfg = method.config
     dev = resolve_device(device)
     ckpt_file = out / CHECKPOINT
@@ -125,6 +125,10 @@ def fit(method, data, out: str | os.PathLike, *, seed: int = 0, device: str = "a
         state = torch.load(ckpt_file, map_location=dev, weights_only=False)
         if state["method"] != method.name:
             raise DataError(f"{ckpt_file}: holds a {state['method']} run, not {method.name}")
+        changed = sorted(k for k, v in asdict(cfg).items() if k != "epochs" and state["config"].get(k) != v)
+        if changed:  # only the epoch count may change on resume
+            raise DataError(f"{ckpt_file}: cannot resume with a different config: "
+                            + ", ".join(f"{k} {state['config'].get(k)!r} -> {getattr(cfg, k)!r}" for k in changed))
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
