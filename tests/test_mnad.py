@@ -114,3 +114,16 @@ def test_net_shapes_at_the_paper_size():
         out = net(torch.zeros(1, 4, 3, 256, 256))
     assert out["queries"].shape == (1, 32 * 32, 512)  # Sec. 4.1: H = W = 32, C = 512
     assert out["weights"].shape == (1, 1024, 10) and out["output"].shape == (1, 3, 256, 256)
+
+
+def test_memory_diagnostics(random_layout):
+    from vadlab.data.layout import load_layout
+    from vadlab.models.mnad import memory_diagnostics
+
+    m = create_method("mnad_pred", "smoke")
+    diag = memory_diagnostics(m, load_layout(random_layout).training)
+    assert len(diag["item_usage"]) == 4 and abs(sum(diag["item_usage"]) - 1) < 1e-9
+    assert 0.0 < diag["position_locked"] <= 1.0
+    assert all(torch.isfinite(torch.tensor(diag[k])) for k in ("psnr_read", "psnr_mean_item", "psnr_zero_read"))
+    with pytest.raises(ValueError, match="use_memory"):
+        memory_diagnostics(create_method("mnad_pred", "smoke", use_memory=False), load_layout(random_layout).training)
