@@ -25,8 +25,10 @@ MNAD = [
         'out_dir = "runs/mnad"',
         metadata={"tags": ["parameters"]}),
     new_code_cell(
+        "import numpy as np\n"
         "import scrapbook as sb\n"
         "from vadlab import data, engine, viz\n"
+        "from vadlab.models.mnad import memory_diagnostics\n"
         "from vadlab.registry import create_method\n\n"
         "layout = data.prepare(data_root, synth_preset, seed=seed)\n"
         "layout.summary()"),
@@ -46,12 +48,29 @@ MNAD = [
         "video = max(layout.testing, key=lambda v: v.n_anomalous).name\n"
         "viz.plot_score_curve(scores[\"score\"][video], scores[\"label\"][video], title=f\"{method.name} on {video}\",\n"
         "                     path=f\"{out_dir}/score_curve.png\");"),
+    new_markdown_cell(
+        "## Inside the memory: the most anomalous frame of that video\n\n"
+        "Nearest item per query position (Eq. 11) and its matching probability (Eq. 1); then how the model uses\n"
+        "its memory over the training clips (`position_locked` near 1: addressing follows the place in the frame,\n"
+        "not its content; `psnr_mean_item` close to `psnr_read`: the decoder hardly needs the memory read)."),
+    new_code_cell(
+        "trained = engine.load_run(out_dir, device)\n"
+        "trained.reset_test_state()\n"
+        "frame = int(np.nanargmax(scores[\"score\"][video]))\n"
+        "batch = trained.clip(layout.video(video), frame)\n"
+        "viz.plot_memory_maps(batch, trained.inspect(batch), title=f\"{video}, frame {frame}\",\n"
+        "                     path=f\"{out_dir}/memory_maps.png\");"),
+    new_code_cell(
+        "diagnostics = memory_diagnostics(trained, layout.training) if use_memory else {}\n"
+        "diagnostics"),
     new_code_cell(
         "for key in (\"micro_auc\", \"macro_auc\", \"eer\", \"auc_global_norm\", \"frames_left_out\"):\n"
         "    sb.glue(key, report[key])\n"
         "sb.glue(\"baseline_micro_auc\", report[\"baseline_frame_difference\"][\"micro_auc\"])\n"
         "sb.glue(\"final_loss\", history[-1][\"loss\"])\n"
-        "sb.glue(\"figures\", [f\"{out_dir}/loss.png\", f\"{out_dir}/score_curve.png\"])"),
+        "if diagnostics:\n"
+        "    sb.glue(\"position_locked\", diagnostics[\"position_locked\"])\n"
+        "sb.glue(\"figures\", [f\"{out_dir}/loss.png\", f\"{out_dir}/score_curve.png\", f\"{out_dir}/memory_maps.png\"])"),
 ]
 
 

@@ -151,3 +151,29 @@ def metrics_table(report: dict):
     except ImportError:
         return rows
     return pd.DataFrame(rows, columns=["metric", report.get("method", "method"), "frame difference"]).set_index("metric")
+
+
+def plot_memory_maps(batch: dict, inspected: dict, *, title: str = "", path=None):
+    """One clip through a memory model: target frame, output, squared error, the nearest memory item of each
+    query position (Eq. 11) and its matching probability (Eq. 1). `inspected` is `method.inspect(batch)`."""
+    target = (batch["target"][0].float().mean(0).cpu().numpy() + 1) / 2  # (H, W) in [0, 1]
+    output = (inspected["output"][0].float().mean(0).cpu().numpy() + 1) / 2
+    panels = [(target, "frame", "gray", (0, 1)), (output, "output", "gray", (0, 1)),
+              ((output - target) ** 2, "squared error", "inferno", (None, None))]
+    if "weights" in inspected:  # a model without memory shows the first three panels only
+        weights = inspected["weights"][0].float().cpu()  # (K, M)
+        side = int(round(weights.shape[0] ** 0.5))
+        panels += [(weights.argmax(-1).reshape(side, side).numpy(), "nearest item (Eq. 11)", "tab10", (-0.5, 9.5)),
+                   (weights.max(-1).values.reshape(side, side).numpy(), "its matching prob. (Eq. 1)", "viridis", (0, 1))]
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9))
+    for ax, (img, name, cmap, (lo, hi)) in zip(axes, panels):
+        im = ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if name != "frame" and name != "output":
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save(fig, path)

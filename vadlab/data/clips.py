@@ -145,3 +145,13 @@ class ClipDataset(Dataset):
             "video": vi,
             "index": t,
         }
+
+
+def clip_at(video: Video, t: int, spec: ClipSpec, size: int, channels: int = 1) -> dict:
+    """The one clip that scores frame `t` of `video`, as a batch of 1 (for looking inside a model)."""
+    if not spec.first_scored <= t < len(video):
+        raise DataError(f"video {video.name!r}: frame {t} cannot be scored with {spec.frames_in} input frames "
+                        f"(valid: {spec.first_scored}..{len(video) - 1})")
+    item = ClipDataset([video], spec, size, channels)[t - spec.first_scored]
+    return {"input": item["input"][None], "target": item["target"][None], "video": torch.tensor([0]),
+            "index": torch.tensor([t])}

@@ -112,6 +112,13 @@ class Layout:
             raise DataError(f"unknown split {name!r}; valid: {', '.join(SPLITS)}")
         return getattr(self, name)
 
+    def video(self, name: str, split: str = "testing") -> Video:
+        """A video of `split` by name."""
+        for video in self.split(split):
+            if video.name == name:
+                return video
+        raise DataError(f"{self.root}: no {split} video {name!r}; videos: {', '.join(v.name for v in self.split(split))}")
+
     def summary(self) -> dict:
         """Videos, frames and anomalous frames per split (what `vadlab data check` prints)."""
         out = {}

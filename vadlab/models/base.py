@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vadlab.data.clips import ClipSpec
+from vadlab.data.clips import ClipSpec, clip_at
 
 
 class Method:
@@ -27,6 +27,10 @@ class Method:
 
     def clip_spec(self) -> ClipSpec:
         return ClipSpec(self.config.frames_in, self.config.predict)
+
+    def clip(self, video, t: int) -> dict:
+        """The clip (a batch of 1) that scores frame `t` of `video`, at this method's size and channels."""
+        return clip_at(video, t, self.clip_spec(), self.config.image_size, self.config.channels)
 
     def training_step(self, batch: dict) -> dict[str, torch.Tensor]:
         """Losses of one batch; must hold "loss" (the total that is back-propagated). Runs in train mode."""
