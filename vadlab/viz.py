@@ -67,24 +67,27 @@ def plot_score_curve(scores: np.ndarray, labels: np.ndarray, *, title: str = "",
 
 
 def plot_comparison(rows: dict[str, dict[str, float]], *, metric_label: str = "micro AUC", path=None,
-                    baseline_key: str | None = None):
-    """Grouped bars: rows {group (dataset): {method: value}}; a dashed line at each group's baseline if named."""
+                    errors: dict[str, dict[str, float]] | None = None):
+    """Grouped bars: rows {group (dataset): {method: value}}, optional error bars {group: {method: spread}}."""
     groups = list(rows)
     methods = list(dict.fromkeys(m for g in groups for m in rows[g]))
+    methods = [m for m in methods if m != "frame_difference"] + [m for m in methods if m == "frame_difference"]
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(groups) * max(len(methods), 1) / 3, 3.4))
     width = 0.8 / max(len(methods), 1)
     for j, m in enumerate(methods):
         xs = np.arange(len(groups)) + (j - (len(methods) - 1) / 2) * width
         vals = [rows[g].get(m, np.nan) for g in groups]
-        bars = ax.bar(xs, vals, width, label=m)
+        errs = [(errors or {}).get(g, {}).get(m, 0.0) for g in groups]
+        style = {"color": "0.65", "hatch": "//"} if m == "frame_difference" else {}  # the baseline, in grey
+        ax.bar(xs, vals, width, label=m, yerr=errs if errors else None, capsize=2, **style)
         for x, v in zip(xs, vals):
             if np.isfinite(v):
-                ax.text(x, v + 0.005, f"{v:.3f}", ha="center", va="bottom", fontsize=7, rotation=90)
+                ax.text(x, 0.42, f"{v:.3f}", ha="center", va="bottom", fontsize=7, rotation=90, color="white")
     ax.set_xticks(np.arange(len(groups)), groups)
     ax.set_ylabel(metric_label)
     ax.set_ylim(0.4, 1.08)
     ax.axhline(0.5, color="0.6", lw=0.8, ls=":")
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.legend(fontsize=7, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return save(fig, path)
 
