@@ -30,6 +30,10 @@ def test_demo_writes_metrics_and_figures(tiny_synthetic, tmp_path):
     rows = compare_runs([out], tmp_path / "cmp")
     assert rows[out.name]["mnad_pred"] == summary["mnad_pred"]
     assert (tmp_path / "cmp" / "comparison.png").exists() and "mnad_pred" in (tmp_path / "cmp" / "comparison.md").read_text()
+    merged = compare_runs([f"seeds={out},{out}"], tmp_path / "cmp2")  # one folder per seed, averaged
+    assert merged["seeds"]["mnad_pred"] == summary["mnad_pred"]
+    saved = json.loads((tmp_path / "cmp2" / "metrics.json").read_text())
+    assert saved["std"]["seeds"]["mnad_pred"] == 0.0
 
 
 def test_frame_difference_on_real_ped2_mini(ped2_mini):

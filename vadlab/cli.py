@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="notebook parameter (JSON value, else a string)")
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser("compare", help="side-by-side metrics of evaluated runs, one group folder per dataset")
+    p = sub.add_parser("compare", help="side-by-side metrics of evaluated runs: GROUP is a folder of runs or LABEL=DIR1,DIR2 (seeds averaged)")
     p.add_argument("groups", nargs="+")
     p.add_argument("--out")
     p.add_argument("--metric", default="micro_auc")

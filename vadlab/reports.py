@@ -15,6 +15,7 @@ from vadlab import metrics, viz
 from vadlab.baselines import frame_difference_scores
 from vadlab.data.layout import check_layout, load_layout
 from vadlab.engine import atomic_write_json, git_commit
+from vadlab.errors import VadlabError
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -108,29 +109,42 @@ def read_notebook_scraps(path: str | os.PathLike) -> dict:
 def compare_runs(groups: list[str | os.PathLike], out: str | os.PathLike | None = None, *,
                  metric: str = "micro_auc") -> dict[str, dict[str, float]]:
     """Side-by-side `metric` of every evaluated run under each group folder (e.g. one per dataset), with the
-    frame-difference baseline; writes `comparison.png`, `comparison.md` and `comparison.json` into `out`."""
+    frame-difference baseline. A group may be `LABEL=DIR1,DIR2,...` (e.g. one folder per seed): runs of the same
+    name are averaged and the figure shows their spread. Writes `comparison.png`, `.md` and `metrics.json` to `out`."""
     rows: dict[str, dict[str, float]] = {}
-    lines = [f"| group | run | {metric} | macro AUC | pixel AUC | train s | left out |", "|---|---|---|---|---|---|---|"]
+    spread: dict[str, dict[str, float]] = {}
+    lines = [f"| group | run | {metric} (mean) | per folder | macro AUC (mean) | train s (mean) |", "|---|---|---|---|---|---|"]
     for group in groups:
-        group = Path(group)
-        row: dict[str, float] = {}
-        for file in sorted(group.glob("*/metrics.json")):
-            report = json.loads(file.read_text())
-            if report.get("method") == "frame_difference":  # a `vadlab baseline` folder
-                row["frame_difference"] = report[metric]
-                continue
-            row[file.parent.name] = report[metric]
-            row.setdefault("frame_difference", report["baseline_frame_difference"][metric])
-            lines.append(f"| {group.name} | {file.parent.name} | {report[metric]:.4f} | {report['macro_auc']:.4f} | "
-                         f"{report.get('pixel_auc', float('nan')):.4f} | {report.get('train_seconds', float('nan')):.0f} | "
-                         f"{report['frames_left_out']} |")
-        if row:
-            lines.append(f"| {group.name} | frame_difference | {row['frame_difference']:.4f} | | | | |")
-            rows[group.name] = row
+        label, sep, dirs = str(group).partition("=")
+        folders = [Path(d) for d in dirs.split(",")] if sep else [Path(label)]
+        label = label if sep else Path(label).name
+        found: dict[str, list[dict]] = {}
+        for folder in folders:
+            if not folder.is_dir():
+                raise VadlabError(f"{folder}: no such run folder")
+            for file in sorted(folder.glob("*/metrics.json")):
+                report = json.loads(file.read_text())
+                name = "frame_difference" if report.get("method") == "frame_difference" else file.parent.name
+                found.setdefault(name, []).append(report)
+                if "baseline_frame_difference" in report:
+                    found.setdefault("_baseline", []).append(report["baseline_frame_difference"])
+        baseline = found.pop("_baseline", [])
+        if "frame_difference" not in found and baseline:
+            found["frame_difference"] = baseline[:1]  # the baseline is deterministic: one copy
+        if not found:
+            continue
+        rows[label], spread[label] = {}, {}
+        for name, reports in found.items():
+            values = [r[metric] for r in reports]
+            rows[label][name], spread[label][name] = float(np.mean(values)), float(np.std(values))
+            train = [r["train_seconds"] for r in reports if "train_seconds" in r]
+            lines.append(f"| {label} | {name} | {np.mean(values):.4f} | {', '.join(f'{v:.3f}' for v in values)} | "
+                         f"{np.mean([r['macro_auc'] for r in reports]):.4f} | "
+                         f"{f'{np.mean(train):.0f}' if train else ''} |")
     if out is not None:
         out = Path(out)
-        viz.plot_comparison(rows, metric_label=metric.replace("_", " "), path=out / "comparison.png")
+        viz.plot_comparison(rows, metric_label=metric.replace("_", " "), errors=spread, path=out / "comparison.png")
         (out / "comparison.md").write_text("\n".join(lines) + "\n")
-        write_metrics(out, rows, groups=[str(g) for g in groups])
+        write_metrics(out, {"mean": rows, "std": spread}, groups=[str(g) for g in groups])
     print("\n".join(lines))
     return rows
