@@ -11,14 +11,14 @@ from vadlab.errors import VadlabError
 
 
 def _cmd_list(args) -> int:
-    from vadlab.registry import _preset_order, get_spec, list_methods
+    from vadlab.registry import get_spec, list_methods, ordered_presets
 
     names = list_methods()
     if not names:
         print("no methods registered yet")
     for name in names:
         spec = get_spec(name)
-        print(f"{name:12s} presets: {', '.join(sorted(spec.presets, key=_preset_order))}  {spec.description}")
+        print(f"{name:12s} presets: {', '.join(ordered_presets(spec))}  {spec.description}")
     return 0
 
 

@@ -26,7 +26,8 @@ from vadlab import metrics
 from vadlab.baselines import frame_difference_scores
 from vadlab.data.clips import ClipDataset, load_masks
 from vadlab.data.layout import Layout, load_layout
-from vadlab.errors import DataError
+from vadlab.errors import DataError, VadlabError
+from vadlab.io import atomic_path, write_json
 from vadlab.config import apply_overrides
 from vadlab.registry import get_spec
 
@@ -44,32 +45,13 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DataError(f"device {device!r} asked for but CUDA is not available; use --device cpu or auto")
+        raise VadlabError(f"device {device!r} asked for but CUDA is not available; use --device cpu or auto")
     return torch.device(device)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(Path(path), (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode())
-
-
-def _json_default(obj):
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON-serialisable: {type(obj)}")
-
-
 def atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def git_commit() -> str | None:
@@ -138,7 +120,7 @@ def fit(method, data, out: str | os.PathLike, *, seed: int = 0, device: str = "a
 
     dataset = ClipDataset(layout.training, method.clip_spec(), cfg.image_size, cfg.channels)
     drop_last = len(dataset) > cfg.batch_size  # BatchNorm needs more than one sample
-    atomic_write_json(out / "run.json", {
+    write_json(out / "run.json", {
         "method": method.name, "config": asdict(cfg), "data": str(layout.root), "seed": seed,
         "device": str(dev), "train_clips": len(dataset), "git_commit": git_commit(),
         "torch": torch.__version__, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -178,7 +160,7 @@ def fit(method, data, out: str | os.PathLike, *, seed: int = 0, device: str = "a
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
             "epoch": epoch + 1, "history": history, "rng": _get_rng_state(), "seed": seed,
         }, ckpt_file)
-        atomic_write_json(out / "history.json", history)
+        write_json(out / "history.json", history)
         if progress:
             tqdm.write(f"{method.name} epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f} "
                        f"({record['seconds']:.1f}s)")
@@ -301,10 +283,9 @@ def evaluate_run(run: str | os.PathLike, data=None, *, device: str = "auto", pro
     arrays.update({f"score/{video}": arr for video, arr in fused.items()})
     arrays.update({f"label/{v.name}": v.labels for v in layout.testing})
     report["overrides"] = dict(overrides or {})
-    tmp = run / f".scores.{os.getpid()}.tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, run / f"scores{suffix}.npz")
-    atomic_write_json(run / f"metrics{suffix}.json", report)
+    with atomic_path(run / f"scores{suffix}.npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
+    write_json(run / f"metrics{suffix}.json", report)
     return report
 
 

@@ -43,8 +43,9 @@ def register_method(name: str, *, config_cls: type, presets: dict, description: 
     return deco
 
 
-def _preset_order(name: str) -> tuple[int, str]:
-    return (PRESETS.index(name) if name in PRESETS else len(PRESETS), name)
+def ordered_presets(spec: MethodSpec) -> list[str]:
+    """A method's preset names, smoke, cpu, paper first."""
+    return sorted(spec.presets, key=lambda p: (PRESETS.index(p) if p in PRESETS else len(PRESETS), p))
 
 
 def _ensure_loaded() -> None:
@@ -67,7 +68,7 @@ def get_config(name: str, preset: str = "cpu", **overrides):
     """The config of `name` at `preset` with overrides applied (unknown keys fail loudly)."""
     spec = get_spec(name)
     if preset not in spec.presets:
-        raise ConfigError(f"unknown preset {preset!r} for {name}; valid presets: {', '.join(sorted(spec.presets, key=_preset_order))}")
+        raise ConfigError(f"unknown preset {preset!r} for {name}; valid presets: {', '.join(ordered_presets(spec))}")
     return apply_overrides(spec.presets[preset], overrides)
 
 

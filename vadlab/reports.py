@@ -14,7 +14,8 @@ import numpy as np
 from vadlab import metrics, viz
 from vadlab.baselines import frame_difference_scores
 from vadlab.data.layout import check_layout, load_layout
-from vadlab.engine import atomic_write_json, git_commit
+from vadlab.engine import git_commit
+from vadlab.io import atomic_path, write_json
 from vadlab.errors import VadlabError
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -33,8 +34,8 @@ def write_metrics(out: str | os.PathLike, report: dict, **prov) -> Path:
     """`metrics.json` and a sibling `provenance.json`, both written atomically."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "metrics.json", report)
-    atomic_write_json(out / "provenance.json", provenance(**prov))
+    write_json(out / "metrics.json", report)
+    write_json(out / "provenance.json", provenance(**prov))
     return out / "metrics.json"
 
 
@@ -91,10 +92,9 @@ def run_notebook(notebook: str | os.PathLike, out_dir: str | os.PathLike, parame
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / notebook.name
-    tmp = out_dir / f".{notebook.stem}.{os.getpid()}.tmp.ipynb"
-    pm.execute_notebook(str(notebook), str(tmp), parameters=parameters or {}, kernel_name=kernel,
-                        progress_bar=progress, cwd=str(out_dir))
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        pm.execute_notebook(str(notebook), str(tmp), parameters=parameters or {}, kernel_name=kernel,
+                            progress_bar=progress, cwd=str(out_dir))
     return target
 
 

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from vadlab.data.layout import Video, read_image
 from vadlab.errors import DataError
+from vadlab.io import atomic_path
 
 
 def cache_dir() -> Path:
@@ -67,10 +68,8 @@ def load_frames(paths: Sequence[Path], size: int, channels: int = 1, *, use_cach
         except (OSError, ValueError):
             file.unlink(missing_ok=True)  # a damaged cache entry is rebuilt, never trusted
     frames = decode_frames(paths, size, channels, interpolation=interpolation)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(f"{file.stem}.{os.getpid()}.tmp.npy")
-    np.save(tmp, frames)
-    os.replace(tmp, file)
+    with atomic_path(file) as tmp:
+        np.save(tmp, frames)
     return frames
 
 

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from vadlab.data.layout import Layout, LayoutWriter, load_layout
-from vadlab.errors import ConfigError, DataError
+from vadlab.errors import ConfigError
 
 ANOMALY_TYPES = ("speed", "appearance", "location", "direction", "static_object")
 GENERATOR = "vadlab.data.synthetic"
