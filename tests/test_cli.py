@@ -47,6 +47,7 @@ def test_train_evaluate_round_trip(random_layout, tmp_path):
     (["train", "mnad_pred", "--data", "X", "--out", "Y", "--set", "epochs=two"], "epochs=two"),
     (["evaluate", "/nonexistent/run"], "no checkpoint"),
     (["data", "check", "/nonexistent/root"], "does not exist"),
+    (["report", "/nonexistent/nb.ipynb", "--out", "Y"], "no such notebook"),
     (["data", "import", "avenue", "/nonexistent/src", "/tmp/never"], "/nonexistent/src"),
 ])
 def test_bad_input_exits_2_naming_it(argv, expect, capsys, tmp_path):

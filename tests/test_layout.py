@@ -129,3 +129,16 @@ def test_second_epoch_decodes_nothing(random_layout, monkeypatch):
     assert calls == []  # served from the cache
     np.testing.assert_array_equal(first, again)
     assert first.dtype == np.uint8 and first.shape == (12, 16, 16, 1)
+
+
+def test_atomic_path_keeps_the_old_file_on_failure(tmp_path):
+    from vadlab.io import atomic_path, write_json
+
+    target = tmp_path / "metrics.json"
+    write_json(target, {"auc": 0.5})
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text('{"auc": 0.')  # interrupted half way
+            raise RuntimeError("killed")
+    assert target.read_text().strip().endswith("}") and '"auc": 0.5' in target.read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp file left behind

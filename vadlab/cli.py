@@ -117,7 +117,12 @@ def _cmd_report(args) -> int:
             params[key] = value
     if not Path(args.notebook).is_file():
         raise VadlabError(f"{args.notebook}: no such notebook")
-    executed = run_notebook(args.notebook, args.out, params, progress=True)
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        executed = run_notebook(args.notebook, args.out, params, progress=True)
+    except PapermillExecutionError as exc:  # name the failing cell and its error, not a kernel traceback
+        raise VadlabError(f"{args.notebook}: cell {exc.exec_count} failed: {exc.ename}: {exc.evalue}") from None
     print(f"{executed}")
     for name, value in read_notebook_scraps(executed).items():
         print(f"  {name}: {value}")

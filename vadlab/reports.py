@@ -84,8 +84,11 @@ def demo(data: str = "data/synthetic-default", out: str = "reports/demo", *, pre
 
 
 def run_notebook(notebook: str | os.PathLike, out_dir: str | os.PathLike, parameters: dict | None = None,
-                 *, kernel: str = "python3", progress: bool = False) -> Path:
-    """Execute a notebook with papermill into `out_dir/<name>.ipynb` (written atomically); returns its path."""
+                 *, kernel: str = "python3", progress: bool = False, cwd: str | os.PathLike | None = None) -> Path:
+    """Execute a notebook with papermill into `out_dir/<name>.ipynb` (written atomically); returns its path.
+
+    The kernel runs in `cwd` (default: the caller's working directory), so relative paths in `parameters` mean
+    what they mean to the caller."""
     import papermill as pm
 
     notebook = Path(notebook)
@@ -94,7 +97,7 @@ def run_notebook(notebook: str | os.PathLike, out_dir: str | os.PathLike, parame
     target = out_dir / notebook.name
     with atomic_path(target) as tmp:
         pm.execute_notebook(str(notebook), str(tmp), parameters=parameters or {}, kernel_name=kernel,
-                            progress_bar=progress, cwd=str(out_dir))
+                            progress_bar=progress, cwd=str(cwd or Path.cwd()))
     return target
 
 
