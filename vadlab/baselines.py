@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from vadlab import metrics
 from vadlab.data.clips import load_frames
-from vadlab.data.layout import Video
+from vadlab.data.layout import Layout, Video
 
 
 def frame_difference(frames: np.ndarray) -> np.ndarray:
@@ -24,3 +25,9 @@ def frame_difference(frames: np.ndarray) -> np.ndarray:
 def frame_difference_scores(videos: list[Video] | tuple[Video, ...], size: int = 64) -> dict[str, np.ndarray]:
     """Raw frame-difference scores per video name (NaN where unscorable)."""
     return {v.name: frame_difference(load_frames(v.frames, size, 1)) for v in videos}
+
+
+def evaluate_frame_difference(layout: Layout, size: int = 64) -> dict:
+    """The evaluation report (`vadlab.metrics.evaluate`) of the frame-difference baseline on the test split."""
+    scores = frame_difference_scores(layout.testing, size)
+    return metrics.evaluate({"frame_diff": scores}, {"frame_diff": 1.0}, layout.labels(), types=layout.types())

@@ -23,9 +23,9 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from vadlab import metrics
-from vadlab.baselines import frame_difference_scores
+from vadlab.baselines import evaluate_frame_difference
 from vadlab.data.clips import ClipDataset, load_masks
-from vadlab.data.layout import Layout, load_layout
+from vadlab.data.layout import Layout, as_layout
 from vadlab.errors import DataError, VadlabError
 from vadlab.io import atomic_path, write_json
 from vadlab.config import apply_overrides
@@ -62,10 +62,6 @@ def git_commit() -> str | None:
         return None
 
 
-def _as_layout(data) -> Layout:
-    return data if isinstance(data, Layout) else load_layout(data)
-
-
 def _to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
@@ -85,7 +81,7 @@ def fit(method, data, out: str | os.PathLike, *, seed: int = 0, device: str = "a
     `on_epoch(epoch, history)` is called after every epoch (e.g. a live loss plot). Returns the history.
     """
     out = Path(out)
-    layout = _as_layout(data)  # validate before anything is written
+    layout = as_layout(data)  # validate before anything is written
     out.mkdir(parents=True, exist_ok=True)
     cfg = method.config
     dev = resolve_device(device)
@@ -208,7 +204,7 @@ def infer(method, data, *, device: str | None = None, progress: bool = True, spl
     """Score every frame of every video in `split`: {signal: {video: (N,) float64, NaN where unscorable}}.
 
     A method's per-pixel map comes back under "_map" as {video: (N, H, W) float32, NaN for unscored frames}."""
-    layout = _as_layout(data)
+    layout = as_layout(data)
     cfg = method.config
     dev = next(method.model.parameters()).device if device is None else resolve_device(device)
     method.model.to(dev).eval()
@@ -240,18 +236,14 @@ def infer(method, data, *, device: str | None = None, progress: bool = True, spl
 def evaluate_signals(method, signals: dict, layout: Layout, maps: dict | None = None) -> dict:
     """Metrics of a method's signals on the test split, with the frame-difference baseline beside them;
     pixel AUC from `maps` ({video: (N, H, W)}) where the videos have masks."""
-    labels = {v.name: v.labels for v in layout.testing}
-    types = {v.name: v.types for v in layout.testing if v.types is not None} or None
-    report = metrics.evaluate(signals, method.fusion_weights(), labels, types=types)
+    report = metrics.evaluate(signals, method.fusion_weights(), layout.labels(), types=layout.types())
     with_masks = [v for v in layout.testing if v.masks is not None]
     if maps is not None and with_masks:
         # pixel AUC at the model's resolution: masks resized (nearest) to the map size
         report["pixel_auc"] = metrics.pixel_auc({v.name: maps[v.name] for v in with_masks},
                                                 {v.name: load_masks(v, method.config.image_size) for v in with_masks})
         report["pixel_auc_videos"] = len(with_masks)
-    baseline = frame_difference_scores(layout.testing, size=method.config.image_size)
-    report["baseline_frame_difference"] = metrics.evaluate({"frame_diff": baseline}, {"frame_diff": 1.0}, labels,
-                                                           types=types)
+    report["baseline_frame_difference"] = evaluate_frame_difference(layout, size=method.config.image_size)
     return report
 
 
@@ -266,7 +258,7 @@ def evaluate_run(run: str | os.PathLike, data=None, *, device: str = "auto", pro
     suffix = "[" + ",".join(f"{k}={v}" for k, v in sorted(overrides.items())) + "]" if overrides else ""
     if data is None:
         data = json.loads((run / "run.json").read_text())["data"]
-    layout = _as_layout(data)
+    layout = as_layout(data)
     t0 = time.perf_counter()
     signals = infer(method, layout, progress=progress)
     maps = signals.pop("_map", None)

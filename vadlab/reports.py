@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vadlab import metrics, viz
-from vadlab.baselines import frame_difference_scores
-from vadlab.data.layout import check_layout, load_layout
+from vadlab import viz
+from vadlab.baselines import evaluate_frame_difference
+from vadlab.data.layout import as_layout, check_layout
 from vadlab.engine import git_commit
 from vadlab.io import atomic_path, write_json
 from vadlab.errors import VadlabError
@@ -41,11 +41,8 @@ def write_metrics(out: str | os.PathLike, report: dict, **prov) -> Path:
 
 def baseline_report(data, out, size: int = 64) -> dict:
     """Frame-difference baseline on a dataset's test split: metrics.json + provenance.json in `out`."""
-    layout = data if hasattr(data, "testing") else load_layout(data)
-    labels = {v.name: v.labels for v in layout.testing}
-    types = {v.name: v.types for v in layout.testing if v.types is not None} or None
-    report = metrics.evaluate({"frame_diff": frame_difference_scores(layout.testing, size)}, {"frame_diff": 1.0},
-                              labels, types=types)
+    layout = as_layout(data)
+    report = evaluate_frame_difference(layout, size)
     report["method"] = "frame_difference"
     write_metrics(out, report, data=str(layout.root), size=size)
     return report

@@ -119,6 +119,14 @@ class Layout:
                 return video
         raise DataError(f"{self.root}: no {split} video {name!r}; videos: {', '.join(v.name for v in self.split(split))}")
 
+    def labels(self, split: str = "testing") -> dict[str, np.ndarray]:
+        """{video: per-frame 0/1 labels} of a split, what `vadlab.metrics` takes."""
+        return {v.name: v.labels for v in self.split(split)}
+
+    def types(self, split: str = "testing") -> dict[str, np.ndarray] | None:
+        """{video: per-frame anomaly type} of a split, or None when the dataset records no types."""
+        return {v.name: v.types for v in self.split(split) if v.types is not None} or None
+
     def summary(self) -> dict:
         """Videos, frames and anomalous frames per split (what `vadlab data check` prints)."""
         out = {}
@@ -203,6 +211,11 @@ def load_layout(root: str | os.PathLike) -> Layout:
         meta = json.loads((root / "meta.json").read_text())
     return Layout(root=root, training=videos["training"], testing=videos["testing"],
                   abnormal=videos["abnormal"], meta=meta)
+
+
+def as_layout(data: "Layout | str | os.PathLike") -> Layout:
+    """`data` itself if it is a Layout already, else `load_layout(data)`."""
+    return data if isinstance(data, Layout) else load_layout(data)
 
 
 def check_layout(root: str | os.PathLike, *, decode: bool = True) -> Layout:

@@ -73,19 +73,22 @@ class MNADNet(nn.Module):
     def forward(self, clip: torch.Tensor, items: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Predicted/reconstructed frame (B, Ch, H, W), queries (B, K, C) and matching weights (B, K, M)."""
         qmap, skips = self.encode(clip)  # (B, C, h, w)
-        b, c, h, w = qmap.shape
         queries = qmap.flatten(2).transpose(1, 2)  # (B, K, C), K = h*w
         out = {"queries": queries}
+        read = None
         if self.use_memory:
             items = self.memory if items is None else items  # (M, C)
-            read, weights = memory.read(queries, items)  # (B, K, C), (B, K, M)  Eq. 1-2
-            read_map = read.transpose(1, 2).reshape(b, c, h, w)
-            dec_in = torch.cat([qmap, read_map], dim=1)  # (B, 2C, h, w)
-            out["weights"] = weights
-        else:
-            dec_in = qmap
-        out["output"] = self.decoder(dec_in, skips)  # (B, Ch, H, W) in [-1, 1]
+            read, out["weights"] = memory.read(queries, items)  # (B, K, C), (B, K, M)  Eq. 1-2
+        out["output"] = self.decode(qmap, read, skips)  # (B, Ch, H, W) in [-1, 1]
         return out
+
+    def decode(self, qmap: torch.Tensor, read: torch.Tensor | None, skips: list[torch.Tensor]) -> torch.Tensor:
+        """Decoder on the query map (B, C, h, w) concatenated with the read items (B, K, C), or alone."""
+        if read is None:
+            return self.decoder(qmap, skips)
+        b, c, h, w = qmap.shape
+        read_map = read.transpose(1, 2).reshape(b, c, h, w)
+        return self.decoder(torch.cat([qmap, read_map], dim=1), skips)  # input (B, 2C, h, w)
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
@@ -238,13 +241,11 @@ def memory_diagnostics(method: MNAD, videos, batch_size: int = 64) -> dict:
     for batch in torch.utils.data.DataLoader(data, batch_size=batch_size):
         clip, target = batch["input"].to(device), _unit(batch["target"].to(device))
         qmap, skips = net.encode(clip)  # (B, C, h, w)
-        b, c, h, w = qmap.shape
         queries = qmap.flatten(2).transpose(1, 2)  # (B, K, C)
         read, weights = memory.read(queries, items)  # (B, K, C), (B, K, M)
         assignments.append(weights.argmax(-1))  # (B, K)
         for name, r in (("read", read), ("mean_item", items.mean(0).expand_as(read)), ("zero_read", torch.zeros_like(read))):
-            out = net.decoder(torch.cat([qmap, r.transpose(1, 2).reshape(b, c, h, w)], dim=1), skips)
-            psnrs[name].append(psnr(_unit(out), target))
+            psnrs[name].append(psnr(_unit(net.decode(qmap, r, skips)), target))
     assign = torch.cat(assignments)  # (N, K)
     usage = torch.bincount(assign.flatten(), minlength=len(items)).double()
     sim = items @ items.T  # (M, M)
