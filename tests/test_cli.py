@@ -38,6 +38,17 @@ def test_train_evaluate_round_trip(random_layout, tmp_path):
     assert report["method"] == "mnad_recon" and "micro AUC" in proc.stdout
     assert {"micro_auc", "macro_auc", "eer", "auc_global_norm", "auc_raw",
             "frames_left_out"} <= set(report)
+    png = tmp_path / "curves.png"
+    proc = run("curves", f"R={out}", "--out", png)
+    assert proc.returncode == 0, proc.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = {line.split("|")[1].strip(): line.split("|")[2:4] for line in proc.stdout.splitlines()[1:3]}
+    assert set(rows) == {"R", "frame difference"}  # the run and the baseline, one AUC per test video
+    from sklearn.metrics import roc_auc_score
+    from vadlab.engine import load_scores
+    scores = load_scores(out)
+    expected = roc_auc_score(scores["label"]["test00"], scores["score"]["test00"])
+    assert float(rows["R"][0]) == pytest.approx(expected, abs=5e-4)
 
 
 @pytest.mark.parametrize("argv, expect", [
@@ -49,6 +60,9 @@ def test_train_evaluate_round_trip(random_layout, tmp_path):
     (["data", "check", "/nonexistent/root"], "does not exist"),
     (["report", "/nonexistent/nb.ipynb", "--out", "Y"], "no such notebook"),
     (["data", "import", "avenue", "/nonexistent/src", "/tmp/never"], "/nonexistent/src"),
+    (["curves", "R=/nonexistent/run", "--out", "Y/c.png"], "/nonexistent/run: not an evaluated run"),
+    (["train", "mnad_recon", "--data", "X", "--out", "Y", "--preset", "smoke", "--set", "frames_in=4",
+      "--set", "target_index=4"], "target_index 4"),
 ])
 def test_bad_input_exits_2_naming_it(argv, expect, capsys, tmp_path):
     argv = [a.replace("X", str(tmp_path / "nodata")).replace("Y", str(tmp_path / "out")) for a in argv]

@@ -15,6 +15,8 @@ import pytest
 import torch
 
 from vadlab import engine
+from vadlab.baselines import evaluate_frame_difference
+from vadlab.data.layout import load_layout
 from vadlab.errors import DataError
 from vadlab.registry import create_method
 
@@ -85,6 +87,23 @@ def test_evaluate_run_leaves_out_unscorable_frames(random_layout, tmp_path):
     assert 0.0 <= report["pixel_auc"] <= 1.0 and report["pixel_auc_videos"] == 2
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["micro_auc"] == report["micro_auc"]
+    # like for like: the baseline on the 16 frames the predictor scored, not on the 22 it scores itself
+    base = report["baseline_frame_difference"]
+    assert base["frames_scored"] == 22 and base["on_method_frames"]["frames_scored"] == 16
+    only = {v: np.isfinite(scores["score"][v]) for v in ("test00", "test01")}
+    expected = evaluate_frame_difference(load_layout(random_layout), size=32, only=only)["micro_auc"]
+    assert base["on_method_frames"]["micro_auc"] == pytest.approx(expected)
+
+
+def test_reconstruction_with_motion_cues_scores_the_middle_frames(random_layout, tmp_path):
+    # MNAD Sec. 4.3: T frames in, the frame at target_index reconstructed; frames without a full window left out
+    run = tmp_path / "run"
+    method = create_method("mnad_recon", "smoke", frames_in=5, target_index=2)
+    engine.fit(method, random_layout, run, device="cpu", progress=False)
+    report = engine.evaluate_run(run, random_layout, device="cpu", progress=False)
+    assert report["left_out_per_video"] == {"test00": 4, "test01": 4}
+    score = engine.load_scores(run)["score"]["test00"]
+    assert np.isnan(score[[0, 1, 10, 11]]).all() and np.isfinite(score[2:10]).all()
 
 
 @pytest.mark.slow

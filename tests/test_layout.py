@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from vadlab.cli import main
-from vadlab.data.clips import ClipDataset, ClipSpec, load_frames
+from vadlab.data.clips import ClipDataset, ClipSpec, clip_at, load_frames
 from vadlab.data.layout import LayoutWriter, check_layout, load_layout
-from vadlab.errors import DataError
+from vadlab.errors import ConfigError, DataError
 
 
 def test_reads_what_the_writer_wrote(random_layout):
@@ -116,6 +116,25 @@ def test_clip_windows_predict_and_reconstruct(random_layout):
     recon = ClipDataset(layout.testing, ClipSpec(1, predict=False), size=16, channels=3)
     assert len(recon) == 24 and recon[0]["index"] == 0 and recon[0]["input"].shape == (1, 3, 16, 16)
     np.testing.assert_array_equal(recon[5]["input"][0].numpy(), recon[5]["target"].numpy())
+
+
+def test_reconstruction_target_inside_the_window(random_layout):
+    # MNAD Sec. 4.3 "motion cues": T frames in, the one at target_index reconstructed (16 in, the 9th: index 8)
+    layout = load_layout(random_layout)
+    spec = ClipSpec(5, predict=False, target_index=2)
+    data = ClipDataset(layout.testing, spec, size=16)
+    assert len(data) == 2 * (12 - 4)  # 2 frames at the start and 2 at the end of each video have no window
+    assert [int(data[i]["index"]) for i in data.clip_indices(0)] == list(range(2, 10))
+    frames = load_frames(layout.testing[0].frames, 16, 1).astype(np.float32) / 127.5 - 1
+    item = data[3]  # scores frame 5 from frames 3..7
+    assert item["index"] == 5
+    np.testing.assert_allclose(item["input"].numpy()[:, 0], frames[3:8, ..., 0], atol=1e-6)
+    np.testing.assert_array_equal(item["input"][2].numpy(), item["target"].numpy())
+    assert ClipSpec(5, predict=False).scored_range(12) == range(4, 12)  # default: the last input
+    with pytest.raises(ConfigError, match="target_index 5"):
+        ClipSpec(5, predict=False, target_index=5)
+    with pytest.raises(DataError, match="valid: 2..9"):
+        clip_at(layout.testing[0], 10, spec, 16)
 
 
 def test_second_epoch_decodes_nothing(random_layout, monkeypatch):

@@ -27,7 +27,12 @@ def frame_difference_scores(videos: list[Video] | tuple[Video, ...], size: int =
     return {v.name: frame_difference(load_frames(v.frames, size, 1)) for v in videos}
 
 
-def evaluate_frame_difference(layout: Layout, size: int = 64) -> dict:
-    """The evaluation report (`vadlab.metrics.evaluate`) of the frame-difference baseline on the test split."""
+def evaluate_frame_difference(layout: Layout, size: int = 64, only: dict[str, np.ndarray] | None = None) -> dict:
+    """The evaluation report (`vadlab.metrics.evaluate`) of the frame-difference baseline on the test split.
+
+    `only` ({video: (N,) bool}) restricts it to the frames a method scored, for a like-for-like comparison with a
+    method that leaves more frames out (per-video min-max then runs over those frames too)."""
     scores = frame_difference_scores(layout.testing, size)
+    if only is not None:
+        scores = {v: np.where(only[v], s, np.nan) for v, s in scores.items()}
     return metrics.evaluate({"frame_diff": scores}, {"frame_diff": 1.0}, layout.labels(), types=layout.types())

@@ -85,7 +85,8 @@ def _cmd_evaluate(args) -> int:
 def _report(report: dict) -> int:
     base = report["baseline_frame_difference"]
     print(f"{report['method']}: micro AUC {report['micro_auc']:.4f}  macro {report['macro_auc']:.4f}  "
-          f"EER {report['eer']:.4f}  (frame-difference baseline {base['micro_auc']:.4f}); "
+          f"EER {report['eer']:.4f}  (frame-difference baseline {base['micro_auc']:.4f}, "
+          f"{base['on_method_frames']['micro_auc']:.4f} on the same frames); "
           f"{report['frames_left_out']} frames left out")
     return 0
 
@@ -126,6 +127,18 @@ def _cmd_report(args) -> int:
     print(f"{executed}")
     for name, value in read_notebook_scraps(executed).items():
         print(f"  {name}: {value}")
+    return 0
+
+
+def _cmd_curves(args) -> int:
+    from vadlab.reports import score_curves
+
+    aucs = score_curves(args.runs, args.out, data=args.data)
+    videos = list(next(iter(aucs.values())))
+    print("| run | " + " | ".join(videos) + " |")
+    for label, per_video in aucs.items():
+        print(f"| {label} | " + " | ".join(f"{per_video[v]:.3f}" for v in videos) + " |")
+    print(f"wrote {args.out}")
     return 0
 
 
@@ -201,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out")
     p.add_argument("--metric", default="micro_auc")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("curves", help="per-video score curves of evaluated runs (LABEL=RUN) beside the frame-difference "
+                                      "baseline, with each run's AUC in each video")
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--out", required=True, help="PNG file")
+    p.add_argument("--data", help="dataset root (default: the first run's)")
+    p.set_defaults(func=_cmd_curves)
 
     p = sub.add_parser("demo", help="the demo: synthesise, check, baseline, train and evaluate MNAD-P")
     p.add_argument("--data", default="data/synthetic-default")

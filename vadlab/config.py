@@ -19,13 +19,19 @@ class MethodConfig:
     image_size: int = 64  # frames are resized to image_size x image_size
     channels: int = 1  # 1 = grayscale, 3 = RGB
     frames_in: int = 1  # T input frames per clip
-    predict: bool = False  # True: inputs are frames t-T..t-1 and the target is frame t; False: target is frame t, the last input
+    predict: bool = False  # True: inputs are frames t-T..t-1 and the target is frame t; False: the target is an input
+    target_index: int = -1  # reconstruction: position of the target among the T inputs (-1: the last; 8 of 16: the 9th)
     batch_size: int = 8  # clips per optimisation step
     epochs: int = 8  # passes over the training clips
     lr: float = 2e-4  # initial learning rate (Adam)
     cosine_schedule: bool = True  # cosine annealing of the lr over all epochs
     grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
     num_workers: int = 0  # DataLoader worker processes
+
+    def __post_init__(self):
+        if not self.predict and not -self.frames_in <= self.target_index < self.frames_in:
+            raise ConfigError(f"target_index {self.target_index} is not a position among frames_in="
+                              f"{self.frames_in} input frames (valid: {-self.frames_in}..{self.frames_in - 1})")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

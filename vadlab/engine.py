@@ -244,6 +244,11 @@ def evaluate_signals(method, signals: dict, layout: Layout, maps: dict | None = 
                                                 {v.name: load_masks(v, method.config.image_size) for v in with_masks})
         report["pixel_auc_videos"] = len(with_masks)
     report["baseline_frame_difference"] = evaluate_frame_difference(layout, size=method.config.image_size)
+    fused = metrics.fuse(signals, method.fusion_weights(), mode="video")
+    scored = {video: ~np.isnan(score) for video, score in fused.items()}
+    same = evaluate_frame_difference(layout, size=method.config.image_size, only=scored)
+    report["baseline_frame_difference"]["on_method_frames"] = {  # like for like: only the frames the method scored
+        k: same[k] for k in ("micro_auc", "macro_auc", "eer", "frames_scored")}
     return report
 
 

@@ -144,7 +144,46 @@ def compare_runs(groups: list[str | os.PathLike], out: str | os.PathLike | None 
     if out is not None:
         out = Path(out)
         viz.plot_comparison(rows, metric_label=metric.replace("_", " "), errors=spread, path=out / "comparison.png")
-        (out / "comparison.md").write_text("\n".join(lines) + "\n")
+        with atomic_path(out / "comparison.md") as tmp:
+            Path(tmp).write_text("\n".join(lines) + "\n")
         write_metrics(out, {"mean": rows, "std": spread}, groups=[str(g) for g in groups])
     print("\n".join(lines))
     return rows
+
+
+def score_curves(runs: list[str], path: str | os.PathLike | None = None, data=None) -> dict[str, dict[str, float]]:
+    """Per-video score curves of evaluated runs (`LABEL=RUN` or `RUN`) on one dataset, beside the frame-difference
+    baseline at the first run's image size, with the AUC of each run in each video. Returns {run: {video: AUC}}."""
+    from sklearn.metrics import roc_auc_score
+
+    from vadlab.baselines import frame_difference_scores
+    from vadlab.engine import load_scores
+
+    curves: dict[str, dict[str, np.ndarray]] = {}
+    size = None
+    for item in runs:
+        label, sep, folder = str(item).partition("=")
+        folder = Path(folder if sep else label)
+        label = label if sep else folder.name
+        info, scores = folder / "run.json", folder / "scores.npz"
+        if not info.exists() or not scores.exists():
+            raise VadlabError(f"{folder}: not an evaluated run (needs run.json and scores.npz; run `vadlab evaluate`)")
+        run = json.loads(info.read_text())
+        data = data if data is not None else run["data"]
+        size = size or run["config"]["image_size"]
+        curves[label] = load_scores(folder)["score"]
+    layout = as_layout(data)
+    labels = {v.name: v.labels for v in layout.testing}
+    for label, per_video in curves.items():
+        if set(per_video) != set(labels):
+            raise VadlabError(f"run {label!r} scored videos {sorted(per_video)}, the data {layout.root} has "
+                              f"{sorted(labels)}")
+    curves["frame difference"] = frame_difference_scores(layout.testing, size or 64)
+    aucs: dict[str, dict[str, float]] = {}
+    for label, per_video in curves.items():
+        for video, y in labels.items():
+            ok = np.isfinite(per_video[video])
+            both = len(np.unique(y[ok])) == 2
+            aucs.setdefault(label, {})[video] = float(roc_auc_score(y[ok], per_video[video][ok])) if both else float("nan")
+    viz.plot_video_scores(curves, labels, aucs=aucs, path=path)
+    return aucs

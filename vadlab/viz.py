@@ -178,3 +178,29 @@ def plot_memory_maps(batch: dict, inspected: dict, *, title: str = "", path=None
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save(fig, path)
+
+
+def plot_video_scores(curves: dict[str, dict[str, np.ndarray]], labels: dict[str, np.ndarray], *,
+                      aucs: dict[str, dict[str, float]] | None = None, path=None):
+    """One panel per test video: each run's score {run: {video: (N,)}} (per-video min-max, NaN = gap) over the
+    shaded ground truth; `aucs` {run: {video: AUC}} goes into the legend. A run named "frame difference" is grey."""
+    videos = list(labels)
+    fig, axes = plt.subplots(len(videos), 1, figsize=(8, 1.9 * len(videos) + 0.4), squeeze=False, sharex=False)
+    for ax, video in zip(axes[:, 0], videos):
+        _shade(ax, labels[video])
+        for run, per_video in curves.items():
+            s = np.asarray(per_video[video], dtype=float)
+            lo, hi = np.nanmin(s), np.nanmax(s)
+            s = (s - lo) / (hi - lo) if hi > lo else s * 0
+            auc = (aucs or {}).get(run, {}).get(video)
+            name = f"{run} ({auc:.3f})" if auc is not None and np.isfinite(auc) else run
+            style = {"color": "0.3", "lw": 0.8, "ls": "--"} if run == "frame difference" else {"lw": 1.2}
+            ax.plot(np.arange(len(s)), s, label=name, **style)
+        ax.set_xlim(-0.5, len(labels[video]) - 0.5)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_title(video, fontsize=9, loc="left")
+        ax.legend(fontsize=6.5, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    axes[-1, 0].set_xlabel("frame")
+    fig.supylabel("score (per-video min-max); legend: AUC in this video", fontsize=8)
+    fig.tight_layout()
+    return save(fig, path)

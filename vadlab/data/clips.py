@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vadlab.data.layout import Video, read_image
-from vadlab.errors import DataError
+from vadlab.errors import ConfigError, DataError
 from vadlab.io import atomic_path
 
 
@@ -97,12 +97,30 @@ class ClipSpec:
     """Which frames form a clip and which frame it scores."""
 
     frames_in: int  # T input frames
-    predict: bool  # True: inputs t-T..t-1, target t (first T frames unscorable); False: inputs t-T+1..t, target t
+    predict: bool  # True: inputs t-T..t-1, target t (first T frames unscorable); False: target t is one of the inputs
+    target_index: int = -1  # reconstruction only: position of the target among the T inputs (-1: the last, t-T+1..t)
+
+    def __post_init__(self):
+        if not self.predict and not -self.frames_in <= self.target_index < self.frames_in:
+            raise ConfigError(f"target_index {self.target_index} is not a position among {self.frames_in} input frames")
 
     @property
     def first_scored(self) -> int:
         """Index of the first frame of a video that a clip can score."""
-        return self.frames_in if self.predict else self.frames_in - 1
+        return self.frames_in if self.predict else self.target_index % self.frames_in
+
+    @property
+    def last_unscored(self) -> int:
+        """How many frames at the end of a video no clip can score (a reconstruction target inside the window)."""
+        return 0 if self.predict else self.frames_in - 1 - self.target_index % self.frames_in
+
+    def scored_range(self, n_frames: int) -> range:
+        """The frames of an `n_frames` video that a clip can score."""
+        return range(self.first_scored, n_frames - self.last_unscored)
+
+    def start(self, t: int) -> int:
+        """First input frame of the clip that scores frame t."""
+        return t - self.frames_in if self.predict else t - self.first_scored
 
 
 class ClipDataset(Dataset):
@@ -119,7 +137,7 @@ class ClipDataset(Dataset):
         self.arrays = [load_frames(v.frames, size, channels, use_cache=use_cache) for v in self.videos]
         index = []
         for vi, frames in enumerate(self.arrays):
-            for t in range(spec.first_scored, len(frames), stride):
+            for t in spec.scored_range(len(frames))[::stride]:
                 index.append((vi, t))
         if not index:
             raise DataError(f"no clip of {spec.frames_in} frames fits in videos "
@@ -137,7 +155,7 @@ class ClipDataset(Dataset):
         vi, t = (int(x) for x in self.index[i])
         frames = self.arrays[vi]
         T = self.spec.frames_in
-        start = t - T if self.spec.predict else t - T + 1
+        start = self.spec.start(t)
         return {
             "input": to_tensor(frames[start:start + T]),  # (T, C, H, W)
             "target": to_tensor(frames[t]),  # (C, H, W)
@@ -148,9 +166,10 @@ class ClipDataset(Dataset):
 
 def clip_at(video: Video, t: int, spec: ClipSpec, size: int, channels: int = 1) -> dict:
     """The one clip that scores frame `t` of `video`, as a batch of 1 (for looking inside a model)."""
-    if not spec.first_scored <= t < len(video):
+    valid = spec.scored_range(len(video))
+    if t not in valid:
         raise DataError(f"video {video.name!r}: frame {t} cannot be scored with {spec.frames_in} input frames "
-                        f"(valid: {spec.first_scored}..{len(video) - 1})")
+                        f"(valid: {valid.start}..{valid.stop - 1})")
     item = ClipDataset([video], spec, size, channels)[t - spec.first_scored]
     return {"input": item["input"][None], "target": item["target"][None], "video": torch.tensor([0]),
             "index": torch.tensor([t])}

@@ -26,7 +26,7 @@ class Method:
         raise NotImplementedError
 
     def clip_spec(self) -> ClipSpec:
-        return ClipSpec(self.config.frames_in, self.config.predict)
+        return ClipSpec(self.config.frames_in, self.config.predict, self.config.target_index)
 
     def clip(self, video, t: int) -> dict:
         """The clip (a batch of 1) that scores frame `t` of `video`, at this method's size and channels."""

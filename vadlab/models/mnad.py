@@ -16,6 +16,10 @@ Choices where the paper is silent or ambiguous (each tested in tests/test_mnad.p
   within a video, clips are scored in frame order and a clip whose weighted regular score (Eq. 6-7, images in
   [0, 1]) is below gamma updates the memory after it is scored. `test_update=False` turns this off.
 - PSNR (Eq. 15) on images rescaled to [0, 1] with peak 1.
+- Reconstruction with motion cues (Sec. 4.3, "sixteen successive video frames to reconstruct the ninth one"):
+  `--set frames_in=16 --set target_index=8` on `mnad_recon`. The 16 frames are stacked as input channels of the
+  same 2D encoder (the paper gives no other architecture change); the first 8 and last 7 frames of each video
+  have no full window and are left out, and reports then give the frame-difference baseline on the same frames.
 - `use_memory=False` is the paper's "w/o Mem." ablation (Table 1): same encoder (with its L2 norm), the decoder
   reads the queries alone, no memory losses, and the score is PSNR alone (D of Eq. 14 needs a memory).
 """
