@@ -27,7 +27,7 @@ MNAD = [
     new_code_cell(
         "import numpy as np\n"
         "import scrapbook as sb\n"
-        "from vadlab import data, engine, viz\n"
+        "from vadlab import data, engine, reports, viz\n"
         "from vadlab.models.mnad import memory_diagnostics\n"
         "from vadlab.registry import create_method\n\n"
         "layout = data.prepare(data_root, synth_preset, seed=seed)\n"
@@ -48,6 +48,10 @@ MNAD = [
         "video = max(layout.testing, key=lambda v: v.n_anomalous).name\n"
         "viz.plot_score_curve(scores[\"score\"][video], scores[\"label\"][video], title=f\"{method.name} on {video}\",\n"
         "                     path=f\"{out_dir}/score_curve.png\");"),
+    new_markdown_cell("## Every test video beside the frame-difference baseline (legend: AUC within each video)"),
+    new_code_cell(
+        "video_aucs = reports.score_curves([f\"{method.name}={out_dir}\"], f\"{out_dir}/video_curves.png\", data=layout)\n"
+        "video_aucs"),
     new_markdown_cell(
         "## Inside the memory: the most anomalous frame of that video\n\n"
         "Nearest item per query position (Eq. 11) and its matching probability (Eq. 1); then how the model uses\n"
@@ -70,7 +74,8 @@ MNAD = [
         "sb.glue(\"final_loss\", history[-1][\"loss\"])\n"
         "if diagnostics:\n"
         "    sb.glue(\"position_locked\", diagnostics[\"position_locked\"])\n"
-        "sb.glue(\"figures\", [f\"{out_dir}/loss.png\", f\"{out_dir}/score_curve.png\", f\"{out_dir}/memory_maps.png\"])"),
+        "sb.glue(\"figures\", [f\"{out_dir}/loss.png\", f\"{out_dir}/score_curve.png\", f\"{out_dir}/memory_maps.png\",\n"
+        "                  f\"{out_dir}/video_curves.png\"])"),
 ]
 
 
