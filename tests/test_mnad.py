@@ -127,3 +127,31 @@ def test_memory_diagnostics(random_layout):
     assert all(torch.isfinite(torch.tensor(diag[k])) for k in ("psnr_read", "psnr_mean_item", "psnr_zero_read"))
     with pytest.raises(ValueError, match="use_memory"):
         memory_diagnostics(create_method("mnad_pred", "smoke", use_memory=False), load_layout(random_layout).training)
+
+
+def test_sample_queries_for_the_memory_tsne(random_layout, tmp_path):
+    import numpy as np
+
+    from vadlab import viz
+    from vadlab.data.clips import ClipDataset
+    from vadlab.data.layout import load_layout
+    from vadlab.models.mnad import sample_queries
+
+    layout = load_layout(random_layout)
+    m = create_method("mnad_pred", "smoke")  # 32x32, 2 stages: 16x16 = 256 queries per clip, M = 4
+    sample = sample_queries(m, layout.testing, n=300, seed=1)
+    assert sample["queries"].shape == (300, 16) and sample["items"].shape == (4, 16)
+    assert sample["row"].min() >= 0 and sample["row"].max() <= 15
+    np.testing.assert_allclose(np.linalg.norm(sample["queries"], axis=1), 1.0, atol=1e-5)  # queries are L2-normed
+    # nearest item (Eq. 11) is the argmax of cosine similarity with the items
+    expected = (sample["queries"] @ sample["items"].T).argmax(1)
+    assert (sample["nearest"] == expected).mean() > 0.99  # ties at float precision aside
+    # anomalous flags come from the labels of the frames the clips score
+    data = ClipDataset(layout.testing, m.clip_spec(), 32)
+    share = np.mean([layout.testing[v].labels[t] for v, t in data.index])
+    assert 0.0 < sample["anomalous"].mean() < 1.0 and abs(sample["anomalous"].mean() - share) < 0.15
+    again = sample_queries(m, layout.testing, n=300, seed=1)
+    np.testing.assert_array_equal(sample["queries"], again["queries"])  # seeded
+    fig = viz.plot_memory_tsne(sample, path=tmp_path / "tsne.png")
+    assert len(fig.axes) == 4  # nearest item, row (+ colour bar), label
+    assert (tmp_path / "tsne.png").read_bytes()[:4] == b"\x89PNG"

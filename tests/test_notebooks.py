@@ -43,7 +43,7 @@ def test_notebook_runs_headless_and_records_metrics(path, tiny_synthetic, tmp_pa
 
     declared = set(pm.inspect_notebook(str(path)))
     wanted = {"preset": "smoke", "data_root": str(tiny_synthetic), "out_dir": str(tmp_path / "run"),
-              "device": "cpu", "seed": 0}
+              "device": "cpu", "seed": 0, "tsne_points": 300}
     executed = run_notebook(path, tmp_path, {k: v for k, v in wanted.items() if k in declared})
     scraps = read_notebook_scraps(executed)
     assert scraps, f"{path.name} recorded nothing with scrapbook"

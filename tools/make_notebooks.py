@@ -21,6 +21,7 @@ MNAD = [
         "epochs = None             # None: as in the preset\n"
         "use_memory = True         # False: the w/o-memory ablation of the paper\n"
         "seed = 0\n"
+        "tsne_points = 2000        # queries drawn for the t-SNE of the memory space\n"
         'device = "auto"\n'
         'out_dir = "runs/mnad"',
         metadata={"tags": ["parameters"]}),
@@ -28,7 +29,7 @@ MNAD = [
         "import numpy as np\n"
         "import scrapbook as sb\n"
         "from vadlab import data, engine, reports, viz\n"
-        "from vadlab.models.mnad import memory_diagnostics\n"
+        "from vadlab.models.mnad import memory_diagnostics, sample_queries\n"
         "from vadlab.registry import create_method\n\n"
         "layout = data.prepare(data_root, synth_preset, seed=seed)\n"
         "layout.summary()"),
@@ -67,6 +68,15 @@ MNAD = [
     new_code_cell(
         "diagnostics = memory_diagnostics(trained, layout.training) if use_memory else {}\n"
         "diagnostics"),
+    new_markdown_cell(
+        "## The memory space (the paper's Fig. 6): t-SNE of test queries and the items (stars)\n\n"
+        "Coloured by nearest item, by the query's row in the frame, and by the frame's label. Clusters that follow\n"
+        "the row rather than the label are the position-locked addressing measured above."),
+    new_code_cell(
+        "if use_memory:\n"
+        "    sample = sample_queries(trained, layout.testing, n=tsne_points, seed=seed)\n"
+        "    viz.plot_memory_tsne(sample, title=f\"{method.name}, test queries\", seed=seed,\n"
+        "                         path=f\"{out_dir}/memory_tsne.png\");"),
     new_code_cell(
         "for key in (\"micro_auc\", \"macro_auc\", \"eer\", \"auc_global_norm\", \"frames_left_out\"):\n"
         "    sb.glue(key, report[key])\n"
@@ -75,7 +85,7 @@ MNAD = [
         "if diagnostics:\n"
         "    sb.glue(\"position_locked\", diagnostics[\"position_locked\"])\n"
         "sb.glue(\"figures\", [f\"{out_dir}/loss.png\", f\"{out_dir}/score_curve.png\", f\"{out_dir}/memory_maps.png\",\n"
-        "                  f\"{out_dir}/video_curves.png\"])"),
+        "                  f\"{out_dir}/video_curves.png\"] + ([f\"{out_dir}/memory_tsne.png\"] if use_memory else []))"),
 ]
 
 

@@ -204,3 +204,37 @@ def plot_video_scores(curves: dict[str, dict[str, np.ndarray]], labels: dict[str
     fig.supylabel("score (per-video min-max); legend: AUC in this video", fontsize=8)
     fig.tight_layout()
     return save(fig, path)
+
+
+def plot_memory_tsne(sample: dict, *, title: str = "", seed: int = 0, path=None):
+    """t-SNE of memory queries and items (MNAD Fig. 6) from `vadlab.models.mnad.sample_queries`: coloured by nearest
+    item (items as stars), by the query's row in the frame (does addressing follow position?) and, when the sample
+    holds anomalous frames, by label."""
+    from sklearn.manifold import TSNE
+
+    queries, items = sample["queries"], sample["items"]  # (N, C), (M, C)
+    points = np.concatenate([queries, items]).astype(np.float64)
+    perplexity = float(min(30.0, max(2.0, (len(points) - 1) / 3.0)))
+    xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(points)
+    q, it = xy[: len(queries)], xy[len(queries):]
+    item_cmap, item_max = ("tab10", 9.5) if len(items) <= 10 else ("tab20", max(19.5, len(items) - 0.5))
+    panels = [("nearest item (Eq. 11)", sample["nearest"], item_cmap, (-0.5, item_max)),
+              ("row of the query in the frame", sample["row"], "viridis", (None, None))]
+    if sample["anomalous"].any():
+        panels.append(("label of the frame (red: anomalous)", sample["anomalous"].astype(float), "coolwarm", (0, 1)))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.0), squeeze=False)
+    for ax, (name, values, cmap, (lo, hi)) in zip(axes[0], panels):
+        order = np.random.default_rng(seed).permutation(len(values))  # no class drawn on top of the other
+        sc = ax.scatter(q[order, 0], q[order, 1], c=values[order], cmap=cmap, vmin=lo, vmax=hi, s=4, alpha=0.7,
+                        linewidths=0)
+        ax.scatter(it[:, 0], it[:, 1], c=np.arange(len(it)), cmap=item_cmap, vmin=-0.5, vmax=item_max, marker="*", s=220,
+                   edgecolors="k", linewidths=0.8)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if name.startswith("row"):
+            fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.03)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save(fig, path)

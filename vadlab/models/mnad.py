@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -260,3 +261,43 @@ def memory_diagnostics(method: MNAD, videos, batch_size: int = 64) -> dict:
         **{f"psnr_{k}": float(torch.cat(v).mean()) for k, v in psnrs.items()},
         "item_cosine_mean_offdiag": float((sim.sum() - sim.trace()) / max(m * m - m, 1)),
     }
+
+
+@torch.no_grad()
+def sample_queries(method: MNAD, videos, n: int = 2000, seed: int = 0, batch_size: int = 64) -> dict:
+    """`n` queries drawn uniformly (seeded) from all clips of `videos`, for a picture of the memory space (Fig. 6).
+
+    Returns numpy arrays: `queries` (n, C), `nearest` (n,) nearest item (Eq. 11), `row` (n,) the query's row in the
+    query map (0 = top of the frame), `anomalous` (n,) the label of the scored frame (False without labels), and
+    `items` (M, C)."""
+    from vadlab.data.clips import ClipDataset
+
+    net, cfg = method.model.eval(), method.config
+    if not cfg.use_memory:
+        raise ValueError("sample_queries needs a model with a memory (use_memory=True)")
+    items = net.memory  # (M, C)
+    data = ClipDataset(videos, method.clip_spec(), cfg.image_size, cfg.channels)
+    side = cfg.image_size // 2 ** (len(cfg.widths) - 1)
+    k_total = side * side
+    rng = np.random.default_rng(seed)
+    picks = np.sort(rng.choice(len(data) * k_total, size=min(n, len(data) * k_total), replace=False))
+    clip_of, pos_of = picks // k_total, picks % k_total  # which clip, which query position
+    keep = np.unique(clip_of)
+    out = {"queries": [], "nearest": [], "row": [], "anomalous": []}
+    for start in range(0, len(keep), batch_size):
+        chunk = keep[start:start + batch_size]
+        batch = torch.utils.data.default_collate([data[int(i)] for i in chunk])
+        qmap, _ = net.encode(batch["input"].to(items.device))  # (B, C, h, w)
+        queries = qmap.flatten(2).transpose(1, 2)  # (B, K, C)
+        _, weights = memory.read(queries, items)  # (B, K, M)
+        for b, ci in enumerate(chunk):
+            pos = pos_of[clip_of == ci]
+            video, t = data.index[ci]
+            labels = data.videos[video].labels
+            out["queries"].append(queries[b, pos].cpu().numpy())
+            out["nearest"].append(weights[b, pos].argmax(-1).cpu().numpy())
+            out["row"].append(pos // side)
+            out["anomalous"].append(np.full(len(pos), bool(labels[t]) if labels is not None else False))
+    sample = {k: np.concatenate(v) for k, v in out.items()}
+    sample["items"] = items.cpu().numpy()
+    return sample
