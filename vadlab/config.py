@@ -29,9 +29,9 @@ class MethodConfig:
     num_workers: int = 0  # DataLoader worker processes
 
     def __post_init__(self):
-        if not self.predict and not -self.frames_in <= self.target_index < self.frames_in:
-            raise ConfigError(f"target_index {self.target_index} is not a position among frames_in="
-                              f"{self.frames_in} input frames (valid: {-self.frames_in}..{self.frames_in - 1})")
+        from vadlab.data.clips import ClipSpec
+
+        ClipSpec(self.frames_in, self.predict, self.target_index)  # checks target_index against frames_in now
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -102,7 +102,8 @@ class ClipSpec:
 
     def __post_init__(self):
         if not self.predict and not -self.frames_in <= self.target_index < self.frames_in:
-            raise ConfigError(f"target_index {self.target_index} is not a position among {self.frames_in} input frames")
+            raise ConfigError(f"target_index {self.target_index} is not a position among frames_in={self.frames_in} "
+                              f"input frames (valid: {-self.frames_in}..{self.frames_in - 1})")
 
     @property
     def first_scored(self) -> int:

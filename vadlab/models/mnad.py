@@ -277,7 +277,7 @@ def sample_queries(method: MNAD, videos, n: int = 2000, seed: int = 0, batch_siz
         raise ValueError("sample_queries needs a model with a memory (use_memory=True)")
     items = net.memory  # (M, C)
     data = ClipDataset(videos, method.clip_spec(), cfg.image_size, cfg.channels)
-    side = cfg.image_size // 2 ** (len(cfg.widths) - 1)
+    side = net.encode(data[0]["input"][None].to(items.device))[0].shape[-1]  # query map side (square frames)
     k_total = side * side
     rng = np.random.default_rng(seed)
     picks = np.sort(rng.choice(len(data) * k_total, size=min(n, len(data) * k_total), replace=False))
