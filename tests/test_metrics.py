@@ -231,6 +231,9 @@ def test_macro_skips_single_class_videos():
     assert auc == pytest.approx((1.0 + mixed) / 2)
     with pytest.raises(MetricsError, match="macro AUC is undefined"):
         M.macro_auc({"n": np.array([0.1, 0.2])}, {"n": np.array([0, 0])})
+    per_video = M.video_aucs(scores, labels)  # what macro_auc averages, one value per video
+    assert per_video["both"] == 1.0 and per_video["mixed"] == pytest.approx(mixed)
+    assert np.isnan(per_video["normal_only"]) and np.isnan(per_video["both_until_nan"])
 
 
 # ------------------------------------------------------------------------------------ EER

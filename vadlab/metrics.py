@@ -339,21 +339,26 @@ def frame_auc(scores: Mapping[str, Any], labels: Mapping[str, Any]) -> float:
     return float(roc_auc_score(y, s))
 
 
+def video_aucs(scores: Mapping[str, Any], labels: Mapping[str, Any]) -> dict[str, float]:
+    """AUC within each video over its scored frames; NaN for a video whose scored frames hold a single class."""
+    out = {}
+    for video, (s, y) in _check(scores, labels).items():
+        keep = ~np.isnan(s)
+        y_k = y[keep]
+        out[video] = float(roc_auc_score(y_k, s[keep])) if 0 < y_k.sum() < y_k.shape[0] else float("nan")
+    return out
+
+
 def macro_auc(scores: Mapping[str, Any], labels: Mapping[str, Any]) -> tuple[float, int]:
     """Mean of the per-video AUCs over the videos holding both classes among their scored frames.
 
     Returns ``(mean AUC, number of videos counted)``; videos with a single class are skipped.
     """
-    checked = _check(scores, labels)
-    aucs = []
-    for s, y in checked.values():
-        keep = ~np.isnan(s)
-        y_k = y[keep]
-        if 0 < y_k.sum() < y_k.shape[0]:
-            aucs.append(roc_auc_score(y_k, s[keep]))
+    per_video = video_aucs(scores, labels)
+    aucs = [a for a in per_video.values() if not np.isnan(a)]
     if not aucs:
         raise MetricsError(
-            f"macro_auc: no video among {list(checked)} holds both normal and anomalous scored frames; "
+            f"macro_auc: no video among {list(per_video)} holds both normal and anomalous scored frames; "
             "macro AUC is undefined"
         )
     return float(np.mean(aucs)), len(aucs)

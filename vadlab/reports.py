@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vadlab import viz
+from vadlab import metrics, viz
 from vadlab.baselines import evaluate_frame_difference
 from vadlab.data.layout import as_layout, check_layout
 from vadlab.engine import git_commit
@@ -154,8 +154,6 @@ def compare_runs(groups: list[str | os.PathLike], out: str | os.PathLike | None 
 def score_curves(runs: list[str], path: str | os.PathLike | None = None, data=None) -> dict[str, dict[str, float]]:
     """Per-video score curves of evaluated runs (`LABEL=RUN` or `RUN`) on one dataset, beside the frame-difference
     baseline at the first run's image size, with the AUC of each run in each video. Returns {run: {video: AUC}}."""
-    from sklearn.metrics import roc_auc_score
-
     from vadlab.baselines import frame_difference_scores
     from vadlab.engine import load_scores
 
@@ -179,11 +177,7 @@ def score_curves(runs: list[str], path: str | os.PathLike | None = None, data=No
             raise VadlabError(f"run {label!r} scored videos {sorted(per_video)}, the data {layout.root} has "
                               f"{sorted(labels)}")
     curves["frame difference"] = frame_difference_scores(layout.testing, size or 64)
-    aucs: dict[str, dict[str, float]] = {}
-    for label, per_video in curves.items():
-        for video, y in labels.items():
-            ok = np.isfinite(per_video[video])
-            both = len(np.unique(y[ok])) == 2
-            aucs.setdefault(label, {})[video] = float(roc_auc_score(y[ok], per_video[video][ok])) if both else float("nan")
+    aucs = {label: metrics.video_aucs(per_video, labels) for label, per_video in curves.items()}
+    curves = {label: metrics.normalise(per_video, "video") for label, per_video in curves.items()}
     viz.plot_video_scores(curves, labels, aucs=aucs, path=path)
     return aucs

@@ -182,7 +182,7 @@ def plot_memory_maps(batch: dict, inspected: dict, *, title: str = "", path=None
 
 def plot_video_scores(curves: dict[str, dict[str, np.ndarray]], labels: dict[str, np.ndarray], *,
                       aucs: dict[str, dict[str, float]] | None = None, path=None):
-    """One panel per test video: each run's score {run: {video: (N,)}} (per-video min-max, NaN = gap) over the
+    """One panel per test video: each run's score {run: {video: (N,)}} (normalised per video, NaN = gap) over the
     shaded ground truth; `aucs` {run: {video: AUC}} goes into the legend. A run named "frame difference" is grey."""
     videos = list(labels)
     fig, axes = plt.subplots(len(videos), 1, figsize=(8, 1.9 * len(videos) + 0.4), squeeze=False, sharex=False)
@@ -190,8 +190,6 @@ def plot_video_scores(curves: dict[str, dict[str, np.ndarray]], labels: dict[str
         _shade(ax, labels[video])
         for run, per_video in curves.items():
             s = np.asarray(per_video[video], dtype=float)
-            lo, hi = np.nanmin(s), np.nanmax(s)
-            s = (s - lo) / (hi - lo) if hi > lo else s * 0
             auc = (aucs or {}).get(run, {}).get(video)
             name = f"{run} ({auc:.3f})" if auc is not None and np.isfinite(auc) else run
             style = {"color": "0.3", "lw": 0.8, "ls": "--"} if run == "frame difference" else {"lw": 1.2}
