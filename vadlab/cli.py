@@ -67,6 +67,8 @@ def _cmd_train(args) -> int:
     method = create_method(args.method, args.preset, **overrides)
     history = engine.fit(method, args.data, args.out, seed=args.seed, device=args.device, resume=args.resume,
                          progress=not args.quiet)
+    if engine.world()[0] != 0:  # under torchrun, rank 0 reports and evaluates
+        return 0
     print(f"trained {args.method} ({args.preset}) for {len(history)} epochs into {args.out}")
     if args.evaluate:
         return _report(engine.evaluate_run(args.out, args.data, device=args.device, progress=not args.quiet))

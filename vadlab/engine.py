@@ -1,5 +1,10 @@
 """One training and scoring loop for every method: `fit`, `load_run`, `infer`, `evaluate_run`.
 
+Under `torchrun` (WORLD_SIZE > 1) the same `fit` trains data-parallel with PyTorch DDP: gloo on the CPU, NCCL on
+CUDA; `batch_size` is per process, each process reads its shard of every epoch (DistributedSampler), outputs whose
+name starts with "_" (e.g. MNAD's queries) are gathered over all processes before `after_optimizer_step`, so a
+memory update sees the global batch, and only rank 0 writes files and shows progress.
+
 A run folder holds `run.json` (what was run), `checkpoint.pt` (model with its memory, optimiser, scheduler, RNG
 states, epoch, history; written atomically after every epoch), `history.json`, and after evaluation
 `metrics.json` and `scores.npz`. `fit(..., resume=True)` continues from the last checkpoint and, on the CPU with
@@ -19,7 +24,9 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from vadlab import metrics
@@ -71,6 +78,35 @@ def _autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
 
 
+def world() -> tuple[int, int, int]:
+    """(rank, world size, local rank) as torchrun sets them; (0, 1, 0) in a plain process."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def _gather_private(outputs: dict, n_procs: int) -> dict:
+    """Outputs named "_..." concatenated over all processes along dim 0, in rank order (the global batch)."""
+    if n_procs == 1:
+        return outputs
+    gathered = dict(outputs)
+    for key, value in outputs.items():
+        if key.startswith("_") and torch.is_tensor(value):
+            parts = [torch.empty_like(value) for _ in range(n_procs)]
+            dist.all_gather(parts, value.contiguous())
+            gathered[key] = torch.cat(parts)
+    return gathered
+
+
+def _check_in_step(model: torch.nn.Module, n_procs: int) -> None:
+    """Raise if the processes' weights or memory (BatchNorm statistics aside) have drifted apart."""
+    states = [t.detach().double().sum() for name, t in model.state_dict().items()
+              if t.is_floating_point() and not name.endswith(("running_mean", "running_var"))]
+    mine = torch.stack(states)  # (n_tensors,)
+    parts = [torch.empty_like(mine) for _ in range(n_procs)]
+    dist.all_gather(parts, mine)
+    if not all(torch.equal(parts[0], p) for p in parts[1:]):
+        raise VadlabError("data-parallel processes hold different weights after an epoch; the run is not in step")
+
+
 # --- training -----------------------------------------------------------------------------------------------------
 def fit(method, data, out: str | os.PathLike, *, seed: int = 0, device: str = "auto", resume: bool = False,
         progress: bool = True, stop_after: int | None = None,
@@ -88,6 +124,15 @@ def fit(method, data, out: str | os.PathLike, *, seed: int = 0, device: str = "a
     ckpt_file = out / CHECKPOINT
     if ckpt_file.exists() and not resume:
         raise DataError(f"{ckpt_file}: a run already exists here; pass --resume to continue it or choose another --out")
+    rank, n_procs, local_rank = world()
+    own_group = n_procs > 1 and not dist.is_initialized()
+    if own_group:
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    if n_procs > 1 and dev.type == "cuda":
+        dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
+    main = rank == 0
+    progress = progress and main
 
     set_seed(seed)
     method.model = method.build_model()  # built under the seed: same init, same memory items, every time
@@ -114,21 +159,29 @@ def fit(method, data, out: str | os.PathLike, *, seed: int = 0, device: str = "a
         history, start_epoch = state["history"], state["epoch"]
         _set_rng_state(state["rng"])
 
+    method.train_net = model  # what training_step calls: the model, or its DDP wrapper
+    if n_procs > 1:  # same init on every rank (seeded), gradients averaged by DDP, buffers from rank 0
+        method.train_net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+
     dataset = ClipDataset(layout.training, method.clip_spec(), cfg.image_size, cfg.channels)
-    drop_last = len(dataset) > cfg.batch_size  # BatchNorm needs more than one sample
-    write_json(out / "run.json", {
-        "method": method.name, "config": asdict(cfg), "data": str(layout.root), "seed": seed,
-        "device": str(dev), "train_clips": len(dataset), "git_commit": git_commit(),
-        "torch": torch.__version__, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-    })
+    drop_last = len(dataset) // n_procs > cfg.batch_size  # BatchNorm needs more than one sample
+    if main:
+        write_json(out / "run.json", {
+            "method": method.name, "config": asdict(cfg), "data": str(layout.root), "seed": seed,
+            "device": str(dev), "train_clips": len(dataset), "processes": n_procs, "git_commit": git_commit(),
+            "torch": torch.__version__, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        })
 
     last = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
     for epoch in range(start_epoch, last):
         model.train()
         # the shuffle order depends on (seed, epoch) only, so a resumed run sees the same batches
-        gen = torch.Generator().manual_seed(seed * 1000 + epoch)
-        loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=drop_last,
-                            num_workers=cfg.num_workers, pin_memory=dev.type == "cuda")
+        if n_procs > 1:  # each rank its shard of one permutation (padded to equal length)
+            order = {"sampler": DistributedSampler(dataset, n_procs, rank, shuffle=True, seed=seed * 1000 + epoch)}
+        else:
+            order = {"shuffle": True, "generator": torch.Generator().manual_seed(seed * 1000 + epoch)}
+        loader = DataLoader(dataset, batch_size=cfg.batch_size, drop_last=drop_last, num_workers=cfg.num_workers,
+                            pin_memory=dev.type == "cuda", **order)
         sums: dict[str, torch.Tensor] = {}
         t0 = time.perf_counter()
         bar = tqdm(loader, desc=f"{method.name} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
@@ -141,27 +194,39 @@ def fit(method, data, out: str | os.PathLike, *, seed: int = 0, device: str = "a
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
-            method.after_optimizer_step(batch, outputs)
+            method.after_optimizer_step(batch, _gather_private(outputs, n_procs))
             for k, v in outputs.items():
                 if not k.startswith("_"):
                     sums[k] = sums.get(k, 0.0) + v.detach().float()  # no host sync in the loop
         n = max(len(loader), 1)
+        if n_procs > 1:  # epoch means over all processes; and check that they are still in step
+            keys = sorted(sums)
+            totals = torch.stack([sums[k] for k in keys])
+            dist.all_reduce(totals)
+            sums = dict(zip(keys, totals / n_procs))
+            _check_in_step(model, n_procs)
         record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
         record.update({k: float(v) / n for k, v in sums.items()})
         history.append(record)
         if scheduler is not None:
             scheduler.step()
-        atomic_torch_save({
-            "method": method.name, "config": asdict(cfg), "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
-            "epoch": epoch + 1, "history": history, "rng": _get_rng_state(), "seed": seed,
-        }, ckpt_file)
-        write_json(out / "history.json", history)
+        if main:
+            atomic_torch_save({
+                "method": method.name, "config": asdict(cfg), "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
+                "epoch": epoch + 1, "history": history, "rng": _get_rng_state(), "seed": seed,
+            }, ckpt_file)
+            write_json(out / "history.json", history)
         if progress:
             tqdm.write(f"{method.name} epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f} "
                        f"({record['seconds']:.1f}s)")
-        if on_epoch is not None:
+        if on_epoch is not None and main:
             on_epoch(epoch + 1, history)
+    method.train_net = model
+    if n_procs > 1:
+        dist.barrier()  # the checkpoint is complete before any process returns
+        if own_group:
+            dist.destroy_process_group()
     return history
 
 

@@ -20,6 +20,7 @@ class Method:
     def __init__(self, config):
         self.config = config
         self.model: nn.Module = self.build_model()
+        self.train_net: nn.Module = self.model  # training_step's forward passes go here (the DDP wrapper under torchrun)
 
     # --- what the engine calls -------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
@@ -33,7 +34,10 @@ class Method:
         return clip_at(video, t, self.clip_spec(), self.config.image_size, self.config.channels)
 
     def training_step(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Losses of one batch; must hold "loss" (the total that is back-propagated). Runs in train mode."""
+        """Losses of one batch; must hold "loss" (the total that is back-propagated). Runs in train mode.
+
+        Forward passes go through `self.train_net` (so DDP can average gradients); state such as a memory is read
+        from `self.model`. Outputs named "_..." reach `after_optimizer_step`, gathered over processes under torchrun."""
         raise NotImplementedError
 
     def after_optimizer_step(self, batch: dict, outputs: dict) -> None:

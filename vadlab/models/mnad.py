@@ -109,7 +109,7 @@ class MNAD(Method):
 
     def training_step(self, batch: dict) -> dict[str, torch.Tensor]:
         cfg = self.config
-        out = self.model(batch["input"])
+        out = self.train_net(batch["input"])
         err = out["output"] - batch["target"]  # (B, Ch, H, W)
         if cfg.loss_form == "paper":
             rec = err.flatten(1).norm(dim=1).mean()  # Eq. 9: ||I_hat - I||_2 per frame
