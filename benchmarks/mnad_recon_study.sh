@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Why MNAD-R does not beat the frame-difference baseline at the cpu preset: the variants measured on 2026-11-23.
-# Usage: benchmarks/mnad_recon_study.sh DATA OUT [SEEDS...]   (about 25 minutes per seed on 2 cores)
+# Usage: benchmarks/mnad_recon_study.sh DATA OUT [SEEDS...]   (about 40 minutes per seed on 2 cores)
 # Then:  vadlab compare ped2=OUT/seed0,OUT/seed1,OUT/seed2 --out reports/mnadr-study
 set -euo pipefail
 data=${1:?dataset root}; out=${2:?output folder}; shift 2
@@ -14,4 +14,5 @@ for s in $seeds; do
   run loss_mean --set loss_form=mean                       # the public code's loss scale
   run motion16 --set frames_in=16 --set target_index=8     # Sec. 4.3: 16 frames in, the 9th reconstructed
   run size128 --set image_size=128                         # 4x the pixels
+  run size128_e32 --set image_size=128 --epochs 32         # toward the paper's scale (about 15 minutes)
 done
