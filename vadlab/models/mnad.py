@@ -182,32 +182,29 @@ _COMMON_PAPER = dict(  # Sec. 4.1 "Training": 256x256 in [-1, 1], H = W = 32, C 
     batch_size=4, epochs=60, alpha=1.0, cosine_schedule=True,  # 60 epochs on Ped2 (10 on ShanghaiTech)
 )
 
+# 2 cores, minutes: grayscale 64x64; the paper's 4-stage U-Net (3 poolings, queries at 1/8 of the frame: 8x8 here,
+# 32x32 at 256) with narrower stages; C = 128, M = 10 as in the paper. A 3-stage variant (16x16 queries) scored
+# clearly worse for MNAD-R on ped2-mini (0.74 vs 0.85 micro AUC): the depth matters. Both tasks use the prediction
+# task's lr 2e-4: the paper's 2e-5 for reconstruction is for 60 epochs, and 8 CPU epochs learn nothing with it.
+_COMMON_CPU = dict(image_size=64, channels=1, widths=(16, 32, 64, 128), feature_dim=128, memory_items=10,
+                   batch_size=8, epochs=8, lr=2e-4)
+_COMMON_SMOKE = dict(image_size=32, channels=1, widths=(8, 16), feature_dim=16, memory_items=4, batch_size=4,
+                     epochs=1, lr=2e-4)
+# Sec. 4.1: prediction task lambda_c = lambda_s = 0.1, lambda = 0.6, alpha = 1, gamma = 0.01; 4 frames in (Sec. 3)
+_PRED = dict(frames_in=4, predict=True, skip=True, lambda_c=0.1, lambda_s=0.1, score_lambda=0.6, gamma=0.01)
+# Sec. 4.1: reconstruction task lambda_c = lambda_s = 0.01, lambda = 0.7, alpha = 1, gamma = 0.015; skip
+# connections removed (Sec. 3.1.1)
+_RECON = dict(frames_in=1, predict=False, skip=False, lambda_c=0.01, lambda_s=0.01, score_lambda=0.7, gamma=0.015)
+
 PRED_PRESETS = {
-    # Sec. 4.1: prediction task lr 2e-4, lambda_c = lambda_s = 0.1, lambda = 0.6, alpha = 1, gamma = 0.01; 4 frames in (Sec. 3)
-    "paper": MNADConfig(**_COMMON_PAPER, frames_in=4, predict=True, skip=True, lr=2e-4,
-                        lambda_c=0.1, lambda_s=0.1, score_lambda=0.6, gamma=0.01),
-    # 2 cores, minutes: grayscale 64x64; the paper's 4-stage U-Net (3 poolings, queries at 1/8 of the frame:
-    # 8x8 here, 32x32 at 256) with narrower stages; C = 128, M = 10 as in the paper. A 3-stage variant (16x16
-    # queries) scored clearly worse for MNAD-R on ped2-mini (0.74 vs 0.85 micro AUC): the depth matters.
-    "cpu": MNADConfig(image_size=64, channels=1, frames_in=4, predict=True, skip=True, widths=(16, 32, 64, 128),
-                      feature_dim=128, memory_items=10, batch_size=8, epochs=8, lr=2e-4,
-                      lambda_c=0.1, lambda_s=0.1, score_lambda=0.6, gamma=0.01),
-    "smoke": MNADConfig(image_size=32, channels=1, frames_in=4, predict=True, skip=True, widths=(8, 16),
-                        feature_dim=16, memory_items=4, batch_size=4, epochs=1, lr=2e-4),
+    "paper": MNADConfig(**_COMMON_PAPER, **_PRED, lr=2e-4),  # Sec. 4.1: lr 2e-4 for prediction
+    "cpu": MNADConfig(**_COMMON_CPU, **_PRED),
+    "smoke": MNADConfig(**_COMMON_SMOKE, **_PRED),
 }
 RECON_PRESETS = {
-    # Sec. 4.1: reconstruction task lr 2e-5, lambda_c = lambda_s = 0.01, lambda = 0.7, alpha = 1, gamma = 0.015;
-    # skip connections removed (Sec. 3.1.1)
-    "paper": MNADConfig(**_COMMON_PAPER, frames_in=1, predict=False, skip=False, lr=2e-5,
-                        lambda_c=0.01, lambda_s=0.01, score_lambda=0.7, gamma=0.015),
-    # the paper's 2e-5 is for 60 epochs; 8 CPU epochs need the prediction task's 2e-4 to learn anything
-    # and the 4-stage U-Net of the cpu prediction preset above
-    "cpu": MNADConfig(image_size=64, channels=1, frames_in=1, predict=False, skip=False, widths=(16, 32, 64, 128),
-                      feature_dim=128, memory_items=10, batch_size=8, epochs=8, lr=2e-4,
-                      lambda_c=0.01, lambda_s=0.01, score_lambda=0.7, gamma=0.015),
-    "smoke": MNADConfig(image_size=32, channels=1, frames_in=1, predict=False, skip=False, widths=(8, 16),
-                        feature_dim=16, memory_items=4, batch_size=4, epochs=1, lr=2e-4,
-                        lambda_c=0.01, lambda_s=0.01, score_lambda=0.7, gamma=0.015),
+    "paper": MNADConfig(**_COMMON_PAPER, **_RECON, lr=2e-5),  # Sec. 4.1: lr 2e-5 for reconstruction
+    "cpu": MNADConfig(**_COMMON_CPU, **_RECON),
+    "smoke": MNADConfig(**_COMMON_SMOKE, **_RECON),
 }
 
 
