@@ -7,7 +7,7 @@ TORCH  ?= torch==2.13.0
 DEMO_DATA := data/synthetic-default
 DEMO_OUT  := reports/demo
 
-.PHONY: venv demo test test-fast bench strip clean
+.PHONY: venv demo test test-fast lint bench notebooks strip clean
 
 venv: $(STAMP)
 
@@ -23,17 +23,24 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/vadlab demo --data $(DEMO_DATA) --out $(DEMO_OUT)
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest -n 2 tests
 
-test-fast: $(STAMP)
+test-fast: lint
 	$(PY) -m pytest -n 2 -m "not slow" tests
+
+# ruff (configured in pyproject.toml): the package, tests, tools, benchmarks and the notebook sources
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_memory.py
 
-strip: $(STAMP)
-	$(PY) tools/strip_notebooks.py
+# notebooks/*.ipynb are generated from notebooks/src/*.py, without outputs
+notebooks: $(STAMP)
+	$(PY) tools/make_notebooks.py
+
+strip: notebooks
 
 clean:
 	rm -rf $(VENV) .pytest_cache

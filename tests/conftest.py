@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# The throwaway fifth method (tests/plugins/toy_dual.py) joins the registry for the whole test session, so every
+# test that walks `list_methods()` covers it, and subprocesses (the CLI, papermill kernels) inherit it.
+TOY_PLUGIN = REPO / "tests" / "plugins" / "toy_dual.py"
+os.environ["VADLAB_PLUGINS"] = ",".join(filter(None, [os.environ.get("VADLAB_PLUGINS"), str(TOY_PLUGIN)]))
 PED2_MINI = Path(os.environ.get("VADLAB_PED2_MINI", REPO.parent / "shared" / "data" / "ped2-mini" / "UCSDped2"))
 
 
@@ -21,8 +25,9 @@ def _isolated_cache(tmp_path_factory):
     os.environ.setdefault("MPLBACKEND", "Agg")
 
 
-def write_random_layout(root: Path, *, n_train=2, n_test=2, frames=12, size=(24, 32), seed=0) -> Path:
-    """A tiny random dataset in the common layout (test videos: second half anomalous, masks included)."""
+def write_random_layout(root: Path, *, n_train=2, n_test=2, n_abnormal=1, frames=12, size=(24, 32), seed=0) -> Path:
+    """A tiny random dataset in the common layout (test videos: second half anomalous, masks included; an
+    `abnormal/` pool of `n_abnormal` wholly anomalous clips)."""
     from vadlab.data.layout import LayoutWriter
 
     rng = np.random.default_rng(seed)
@@ -36,6 +41,9 @@ def write_random_layout(root: Path, *, n_train=2, n_test=2, frames=12, size=(24,
             masks[frames // 2:, 4:10, 4:10] = 1
             w.add_frames("testing", f"test{i:02d}", rng.integers(0, 256, (frames, *size), dtype=np.uint8),
                          labels=labels, masks=masks)
+        for i in range(n_abnormal):
+            w.add_frames("abnormal", f"abn{i:02d}", rng.integers(0, 256, (frames, *size), dtype=np.uint8),
+                         labels=np.ones(frames, np.uint8))
     return root
 
 

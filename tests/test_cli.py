@@ -24,6 +24,8 @@ def test_console_script_is_installed():
     assert exe, "the `vadlab` console script is not installed next to this Python"
     proc = subprocess.run([exe, "list"], capture_output=True, text=True)
     assert proc.returncode == 0 and "mnad_pred" in proc.stdout and "smoke, cpu, paper" in proc.stdout
+    assert "toy_dual" in proc.stdout  # the test fixture method, from $VADLAB_PLUGINS
+    assert "ablations: no_memory" in proc.stdout
 
 
 def test_train_evaluate_round_trip(random_layout, tmp_path):
@@ -45,6 +47,7 @@ def test_train_evaluate_round_trip(random_layout, tmp_path):
     rows = {line.split("|")[1].strip(): line.split("|")[2:4] for line in proc.stdout.splitlines()[1:3]}
     assert set(rows) == {"R", "frame difference"}  # the run and the baseline, one AUC per test video
     from sklearn.metrics import roc_auc_score
+
     from vadlab.engine import load_scores
     scores = load_scores(out)
     expected = roc_auc_score(scores["label"]["test00"], scores["score"]["test00"])

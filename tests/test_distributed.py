@@ -10,9 +10,9 @@ import sys
 
 import pytest
 import torch
+from conftest import write_random_layout
 from torch.utils.data import DistributedSampler, default_collate
 
-from conftest import write_random_layout
 from vadlab.data.clips import ClipDataset
 from vadlab.data.layout import load_layout
 from vadlab.engine import set_seed
@@ -45,7 +45,8 @@ def _plain_data_parallel(data, epochs: int) -> dict:
             queries = []
             for r, replica in enumerate(replicas):
                 replica.train()
-                batch = default_collate([dataset[i] for i in shards[r][step * cfg.batch_size:(step + 1) * cfg.batch_size]])
+                shard = shards[r][step * cfg.batch_size:(step + 1) * cfg.batch_size]
+                batch = default_collate([dataset[i] for i in shard])
                 method.model = method.train_net = replica
                 out = method.training_step(batch)
                 optimizers[r].zero_grad()
@@ -57,7 +58,7 @@ def _plain_data_parallel(data, epochs: int) -> dict:
             for r, replica in enumerate(replicas):
                 optimizers[r].step()
                 method.model = replica
-                method.after_optimizer_step(None, {"_queries": torch.cat(queries)})
+                method.after_optimizer_step({"_queries": torch.cat(queries)})
         for s in schedulers:
             s.step()
     return replicas[0].state_dict()

@@ -10,13 +10,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import PED2_MINI, skip_or_fail_without_ped2  # the real slice beside the checkout (DESIGN.md)
 from scipy.io import savemat
 
 from vadlab.data.importers import KINDS, detect_kind, import_dataset, parse_ucsd_m
 from vadlab.data.layout import read_image
 from vadlab.errors import DataError
-
-from conftest import PED2_MINI, skip_or_fail_without_ped2  # the real slice beside the checkout (DESIGN.md)
 
 H, W = 24, 32
 RNG = np.random.default_rng(0)
@@ -69,7 +68,7 @@ def make_ucsd(root: Path, name: str = "UCSDped2", n_train: int = 2, n: int = 8) 
     for v in range(1, n_train + 1):
         write_frames(src / "Train" / f"Train{v:03d}", n, ".tif")
     lines = ["TestVideoFile = {};"]
-    for v, rng in UCSD_RANGES.items():
+    for rng in UCSD_RANGES.values():
         lines.append(f"TestVideoFile{{end+1}}.gt_frame = {rng};")
     for v in (1, 2):  # two test videos; line 3 belongs to a video not in this copy
         write_frames(src / "Test" / f"Test{v:03d}", n, ".tif")
@@ -131,7 +130,8 @@ def make_shanghai(root: Path) -> Path:
 PRE_TEST = {"1": 5, "2": 6, "10": 7}  # numeric-aware order 1, 2, 10 (lexicographic would be 1, 10, 2)
 
 
-def make_preprocessed(root: Path, ds: str = "ped2", shape_1n: bool = True, in_parent: bool = True) -> tuple[Path, np.ndarray]:
+def make_preprocessed(root: Path, ds: str = "ped2", shape_1n: bool = True,
+                      in_parent: bool = True) -> tuple[Path, np.ndarray]:
     src = root / ds
     for v in ("01", "02"):
         write_frames(src / "training" / "frames" / v, 6, ".jpg", start=0)
@@ -236,7 +236,7 @@ def test_avenue_generated(tmp_path):
     assert [v.name for v in layout.training] == ["01", "02"]
     assert [v.name for v in layout.testing] == ["01", "02", "03"]
     assert all(len(v) == 8 for v in layout.training + layout.testing)
-    for v, (number, labels) in zip(layout.testing, AVENUE_LABELS.items()):
+    for v, labels in zip(layout.testing, AVENUE_LABELS.values()):
         np.testing.assert_array_equal(v.labels, labels)
         assert v.frames[0].suffix == ".jpg"
         assert read_image(v.frames[0], channels=3).shape == (H, W, 3)

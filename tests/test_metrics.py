@@ -1,4 +1,4 @@
-"""vadlab.metrics: hand-computed cases and sklearn cross-checks."""
+"""vadlab.eval (scores, metrics) and vadlab.models.ops.psnr: hand-computed cases and sklearn cross-checks."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from vadlab import metrics as M
-from vadlab.metrics import MetricsError
+from vadlab.eval import metrics as M
+from vadlab.eval import scores as S
+from vadlab.eval.metrics import MetricsError
+from vadlab.models.ops import PSNR_CAP_DB, psnr
 
 NAN = np.nan
 
@@ -23,81 +25,81 @@ def test_psnr_hand_computed():
     # 2x2 image, one pixel off by 0.1: mse = 0.01 / 4 = 0.0025 -> 10*log10(1/0.0025) = 26.0206 dB
     target = np.zeros((2, 2))
     pred = np.array([[0.1, 0.0], [0.0, 0.0]])
-    assert M.psnr(pred, target) == pytest.approx(10 * math.log10(400.0))
-    assert M.psnr(pred, target) == pytest.approx(26.020599913, abs=1e-8)
+    assert psnr(pred, target) == pytest.approx(10 * math.log10(400.0))
+    assert psnr(pred, target) == pytest.approx(26.020599913, abs=1e-8)
     # peak 255 on the same relative error gives the same PSNR
-    assert M.psnr(pred * 255, target * 255, peak=255.0) == pytest.approx(10 * math.log10(400.0))
+    assert psnr(pred * 255, target * 255, peak=255.0) == pytest.approx(10 * math.log10(400.0))
 
 
 def test_psnr_torch_numpy_agree_and_batch_shape():
     rng = np.random.default_rng(0)
     pred = rng.random((5, 3, 8, 6)).astype(np.float32)
     target = rng.random((5, 3, 8, 6)).astype(np.float32)
-    out_np = M.psnr(pred, target)
-    out_t = M.psnr(torch.from_numpy(pred), torch.from_numpy(target))
+    out_np = psnr(pred, target)
+    out_t = psnr(torch.from_numpy(pred), torch.from_numpy(target))
     assert isinstance(out_t, torch.Tensor) and out_t.shape == (5,)
     assert isinstance(out_np, np.ndarray) and out_np.shape == (5,) and out_np.dtype == np.float64
     np.testing.assert_allclose(out_t.numpy(), out_np, rtol=1e-5)
     # each batch element is the PSNR of that frame alone
-    assert out_np[2] == pytest.approx(M.psnr(pred[2], target[2]))
+    assert out_np[2] == pytest.approx(psnr(pred[2], target[2]))
     # half inputs are computed in float32
-    assert M.psnr(torch.from_numpy(pred).half(), torch.from_numpy(target).half()).dtype == torch.float32
+    assert psnr(torch.from_numpy(pred).half(), torch.from_numpy(target).half()).dtype == torch.float32
 
 
 def test_psnr_perfect_reconstruction_is_finite_cap():
     x = np.random.default_rng(1).random((3, 1, 4, 4))
-    np.testing.assert_array_equal(M.psnr(x, x), np.full(3, M.PSNR_CAP_DB))
+    np.testing.assert_array_equal(psnr(x, x), np.full(3, PSNR_CAP_DB))
     t = torch.from_numpy(x).float()
-    out = M.psnr(t, t)
+    out = psnr(t, t)
     assert torch.isfinite(out).all()
-    torch.testing.assert_close(out, torch.full((3,), M.PSNR_CAP_DB))
+    torch.testing.assert_close(out, torch.full((3,), PSNR_CAP_DB))
     # a tiny but non-zero error never exceeds the cap either
-    assert M.psnr(x + 1e-12, x).max() <= M.PSNR_CAP_DB
+    assert psnr(x + 1e-12, x).max() <= PSNR_CAP_DB
 
 
 def test_psnr_bad_shapes():
     with pytest.raises(MetricsError, match="shape"):
-        M.psnr(np.zeros((2, 1, 4, 4)), np.zeros((2, 1, 4, 5)))
+        psnr(np.zeros((2, 1, 4, 4)), np.zeros((2, 1, 4, 5)))
     with pytest.raises(MetricsError, match="dimensions"):
-        M.psnr(np.zeros(4), np.zeros(4))
+        psnr(np.zeros(4), np.zeros(4))
 
 
 # ------------------------------------------------------------------------------------ minmax / normalise
 
 
 def test_minmax_by_hand_nan_and_constant():
-    np.testing.assert_allclose(M.minmax([2.0, 4.0, 3.0, 6.0]), [0.0, 0.5, 0.25, 1.0])
-    out = M.minmax([NAN, 1.0, 3.0, NAN, 2.0])
+    np.testing.assert_allclose(S.minmax([2.0, 4.0, 3.0, 6.0]), [0.0, 0.5, 0.25, 1.0])
+    out = S.minmax([NAN, 1.0, 3.0, NAN, 2.0])
     assert np.isnan(out[0]) and np.isnan(out[3])
     np.testing.assert_allclose(out[[1, 2, 4]], [0.0, 1.0, 0.5])
-    const = M.minmax([NAN, 5.0, 5.0, 5.0])
+    const = S.minmax([NAN, 5.0, 5.0, 5.0])
     assert np.isnan(const[0])
     np.testing.assert_array_equal(const[1:], [0.0, 0.0, 0.0])
-    assert np.isnan(M.minmax([NAN, NAN])).all()
+    assert np.isnan(S.minmax([NAN, NAN])).all()
     # the input is not modified
     x = np.array([1.0, 2.0])
-    M.minmax(x)
+    S.minmax(x)
     np.testing.assert_array_equal(x, [1.0, 2.0])
 
 
 def test_normalise_modes():
     sig = {"a": np.array([0.0, 1.0, NAN]), "b": np.array([2.0, 4.0])}
-    video = M.normalise(sig, "video")
+    video = S.normalise(sig, "video")
     np.testing.assert_allclose(video["a"][:2], [0.0, 1.0])
     assert np.isnan(video["a"][2])
     np.testing.assert_allclose(video["b"], [0.0, 1.0])
-    glob = M.normalise(sig, "global")  # pooled min 0, max 4
+    glob = S.normalise(sig, "global")  # pooled min 0, max 4
     np.testing.assert_allclose(glob["a"][:2], [0.0, 0.25])
     assert np.isnan(glob["a"][2])
     np.testing.assert_allclose(glob["b"], [0.5, 1.0])
-    raw = M.normalise(sig, "none")
+    raw = S.normalise(sig, "none")
     np.testing.assert_array_equal(raw["b"], [2.0, 4.0])
     assert raw["b"].dtype == np.float64
-    const = M.normalise({"a": np.array([3.0, 3.0]), "b": np.array([3.0, NAN])}, "global")
+    const = S.normalise({"a": np.array([3.0, 3.0]), "b": np.array([3.0, NAN])}, "global")
     np.testing.assert_array_equal(const["a"], [0.0, 0.0])
     assert const["b"][0] == 0.0 and np.isnan(const["b"][1])
     with pytest.raises(MetricsError, match="unknown normalisation mode 'per-video'"):
-        M.normalise(sig, "per-video")
+        S.normalise(sig, "per-video")
 
 
 # ------------------------------------------------------------------------------------ fuse
@@ -109,10 +111,10 @@ def test_fuse_eq16_identity():
     lam = 0.6
     P = {"v1": 20 + 10 * rng.random(30), "v2": 25 + 5 * rng.random(20)}
     D = {"v1": rng.random(30), "v2": 3 * rng.random(20)}
-    fused = M.fuse({"neg_psnr": {v: -p for v, p in P.items()}, "distance": D}, {"neg_psnr": lam, "distance": 1 - lam})
+    fused = S.fuse({"neg_psnr": {v: -p for v, p in P.items()}, "distance": D}, {"neg_psnr": lam, "distance": 1 - lam})
     for v in P:
-        np.testing.assert_allclose(1 - M.minmax(P[v]), M.minmax(-P[v]), atol=1e-12)
-        expected = lam * (1 - M.minmax(P[v])) + (1 - lam) * M.minmax(D[v])
+        np.testing.assert_allclose(1 - S.minmax(P[v]), S.minmax(-P[v]), atol=1e-12)
+        expected = lam * (1 - S.minmax(P[v])) + (1 - lam) * S.minmax(D[v])
         np.testing.assert_allclose(fused[v], expected, atol=1e-12)
 
 
@@ -120,15 +122,15 @@ def test_fuse_weights_sum_and_scale():
     rng = np.random.default_rng(3)
     sig = {"x": {"v": rng.random(50)}, "y": {"v": rng.random(50)}}
     labels = {"v": (rng.random(50) > 0.7).astype(int)}
-    fused = M.fuse(sig, {"x": 0.3, "y": 0.7})
+    fused = S.fuse(sig, {"x": 0.3, "y": 0.7})
     # weights summing to 1 over [0, 1] signals keep the score in [0, 1]
     assert fused["v"].min() >= 0.0 and fused["v"].max() <= 1.0
     # weights need not sum to 1: a common scale changes nothing but the scale
-    scaled = M.fuse(sig, {"x": 3.0, "y": 7.0})
+    scaled = S.fuse(sig, {"x": 3.0, "y": 7.0})
     np.testing.assert_allclose(scaled["v"], 10 * fused["v"])
     assert M.frame_auc(scaled, labels) == pytest.approx(M.frame_auc(fused, labels))
     # a single signal with weight 1 is its normalised self
-    np.testing.assert_allclose(M.fuse(sig, {"x": 1.0, "y": 0.0})["v"], M.minmax(sig["x"]["v"]))
+    np.testing.assert_allclose(S.fuse(sig, {"x": 1.0, "y": 0.0})["v"], S.minmax(sig["x"]["v"]))
 
 
 def test_fuse_global_mode_and_nan():
@@ -136,32 +138,32 @@ def test_fuse_global_mode_and_nan():
         "x": {"a": np.array([NAN, 0.0, 2.0]), "b": np.array([4.0, 1.0])},
         "y": {"a": np.array([1.0, 1.0, 3.0]), "b": np.array([NAN, 2.0])},
     }
-    out = M.fuse(sig, {"x": 0.5, "y": 0.5}, mode="global")
+    out = S.fuse(sig, {"x": 0.5, "y": 0.5}, mode="global")
     # x pooled over [0, 4], y pooled over [1, 3]
     assert np.isnan(out["a"][0]) and np.isnan(out["b"][0])  # NaN in any weighted signal -> NaN
     np.testing.assert_allclose(out["a"][1:], [0.5 * 0.0 + 0.5 * 0.0, 0.5 * 0.5 + 0.5 * 1.0])
     np.testing.assert_allclose(out["b"][1:], [0.5 * 0.25 + 0.5 * 0.5])
     # a zero-weight signal's NaN does not leak into the fusion
-    only_x = M.fuse(sig, {"x": 1.0, "y": 0.0}, mode="none")
+    only_x = S.fuse(sig, {"x": 1.0, "y": 0.0}, mode="none")
     np.testing.assert_array_equal(only_x["b"], [4.0, 1.0])
 
 
 def test_fuse_errors():
     sig = {"x": {"a": np.zeros(3)}, "y": {"a": np.zeros(3)}}
     with pytest.raises(MetricsError, match="no weight for signal"):
-        M.fuse(sig, {"x": 1.0})
+        S.fuse(sig, {"x": 1.0})
     with pytest.raises(MetricsError, match="unknown signal"):
-        M.fuse(sig, {"x": 1.0, "y": 0.0, "z": 1.0})
+        S.fuse(sig, {"x": 1.0, "y": 0.0, "z": 1.0})
     with pytest.raises(MetricsError, match=">= 0"):
-        M.fuse(sig, {"x": 1.0, "y": -1.0})
+        S.fuse(sig, {"x": 1.0, "y": -1.0})
     with pytest.raises(MetricsError, match="all weights are 0"):
-        M.fuse(sig, {"x": 0.0, "y": 0.0})
+        S.fuse(sig, {"x": 0.0, "y": 0.0})
     with pytest.raises(MetricsError, match="different videos"):
-        M.fuse({"x": {"a": np.zeros(3)}, "y": {"b": np.zeros(3)}}, {"x": 1.0, "y": 1.0})
+        S.fuse({"x": {"a": np.zeros(3)}, "y": {"b": np.zeros(3)}}, {"x": 1.0, "y": 1.0})
     with pytest.raises(MetricsError, match="video 'a' has 4 frames in signal 'y'"):
-        M.fuse({"x": {"a": np.zeros(3)}, "y": {"a": np.zeros(4)}}, {"x": 1.0, "y": 1.0})
+        S.fuse({"x": {"a": np.zeros(3)}, "y": {"a": np.zeros(4)}}, {"x": 1.0, "y": 1.0})
     with pytest.raises(MetricsError, match="video 'a'.*signal 'x'.*infinite"):
-        M.fuse({"x": {"a": np.array([0.0, np.inf])}}, {"x": 1.0})
+        S.fuse({"x": {"a": np.array([0.0, np.inf])}}, {"x": 1.0})
 
 
 # ------------------------------------------------------------------------------------ frame AUC
@@ -200,9 +202,9 @@ def test_per_video_normalisation_fixes_offsets_global_does_not():
     # so pooled raw scores rank b's normal frames above a's anomalies.
     sig = {"a": np.array([0.0, 0.1, 0.2, 0.9, 1.0]), "b": np.array([5.0, 5.2, 5.1, 6.0, 5.3])}
     labels = {"a": np.array([0, 0, 0, 1, 1]), "b": np.array([0, 0, 0, 1, 0])}
-    raw = M.frame_auc(M.normalise(sig, "none"), labels)
-    glob = M.frame_auc(M.normalise(sig, "global"), labels)
-    video = M.frame_auc(M.normalise(sig, "video"), labels)
+    raw = M.frame_auc(S.normalise(sig, "none"), labels)
+    glob = M.frame_auc(S.normalise(sig, "global"), labels)
+    video = M.frame_auc(S.normalise(sig, "video"), labels)
     assert video == pytest.approx(1.0)
     assert raw < 0.9
     assert glob == pytest.approx(raw)  # one affine map over the pool cannot change the ranking
@@ -341,9 +343,9 @@ def test_evaluate_json_and_counts():
     assert sum(rep["left_out_per_video"].values()) == rep["frames_left_out"]
     assert set(rep["per_signal_auc"]) == {"neg_psnr", "distance"}
     assert set(rep["per_type_auc"]) == {"speed", "location"}
-    fused = M.fuse(sig, w)
+    fused = S.fuse(sig, w)
     assert rep["micro_auc"] == pytest.approx(M.frame_auc(fused, labels))
-    assert rep["per_signal_auc"]["distance"] == pytest.approx(M.frame_auc(M.normalise(dist, "video"), labels))
+    assert rep["per_signal_auc"]["distance"] == pytest.approx(M.frame_auc(S.normalise(dist, "video"), labels))
     assert "per_type_auc" not in M.evaluate(sig, w, labels)
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from vadlab import memory
+from vadlab.errors import ConfigError
 from vadlab.models.mnad import MNADNet
 from vadlab.registry import create_method
 
@@ -45,8 +46,8 @@ def test_paper_loss_form_is_eq_8_to_12_as_written():
     mean_form.model.load_state_dict(m.model.state_dict())
     mean_form.model.eval()
     torch.testing.assert_close(mean_form.training_step(batch)["rec"], (out["output"] - batch["target"]).pow(2).mean())
-    with pytest.raises(ValueError, match="loss_form"):
-        create_method("mnad_pred", "smoke", loss_form="other").training_step(batch)
+    with pytest.raises(ConfigError, match="loss_form"):  # a Literal field: refused when the config is built
+        create_method("mnad_pred", "smoke", loss_form="other")
 
 
 def test_memory_moves_only_by_the_update_rule():
@@ -56,7 +57,7 @@ def test_memory_moves_only_by_the_update_rule():
     losses = m.training_step(batch)
     losses["loss"].backward()
     assert m.model.memory.grad is None and torch.equal(m.model.memory, before)
-    m.after_optimizer_step(batch, losses)  # Eq. 3-5
+    m.after_optimizer_step(losses)  # Eq. 3-5
     expected = memory.update(losses["_queries"], before)
     torch.testing.assert_close(m.model.memory, expected)
     assert not torch.equal(m.model.memory, before)
@@ -129,17 +130,17 @@ def test_memory_diagnostics(random_layout):
         memory_diagnostics(create_method("mnad_pred", "smoke", use_memory=False), load_layout(random_layout).training)
 
 
-def test_sample_queries_for_the_memory_tsne(random_layout, tmp_path):
+def test_memory_space_sample_for_the_tsne(random_layout, tmp_path):
     import numpy as np
 
     from vadlab import viz
+    from vadlab.analysis import sample_memory_space
     from vadlab.data.clips import ClipDataset
     from vadlab.data.layout import load_layout
-    from vadlab.models.mnad import sample_queries
 
     layout = load_layout(random_layout)
     m = create_method("mnad_pred", "smoke")  # 32x32, 2 stages: 16x16 = 256 queries per clip, M = 4
-    sample = sample_queries(m, layout.testing, n=300, seed=1)
+    sample = sample_memory_space(m, layout.testing, "memory", n=300, seed=1)
     assert sample["queries"].shape == (300, 16) and sample["items"].shape == (4, 16)
     assert sample["row"].min() >= 0 and sample["row"].max() <= 15
     np.testing.assert_allclose(np.linalg.norm(sample["queries"], axis=1), 1.0, atol=1e-5)  # queries are L2-normed
@@ -150,8 +151,8 @@ def test_sample_queries_for_the_memory_tsne(random_layout, tmp_path):
     data = ClipDataset(layout.testing, m.clip_spec(), 32)
     share = np.mean([layout.testing[v].labels[t] for v, t in data.index])
     assert 0.0 < sample["anomalous"].mean() < 1.0 and abs(sample["anomalous"].mean() - share) < 0.15
-    again = sample_queries(m, layout.testing, n=300, seed=1)
+    again = sample_memory_space(m, layout.testing, n=300, seed=1)
     np.testing.assert_array_equal(sample["queries"], again["queries"])  # seeded
     fig = viz.plot_memory_tsne(sample, path=tmp_path / "tsne.png")
-    assert len(fig.axes) == 4  # nearest item, row (+ colour bar), label
+    assert len(fig.axes) == 5  # nearest item (+ item colour bar), row (+ colour bar), label
     assert (tmp_path / "tsne.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,26 +1,67 @@
-"""The papermill regression harness: every notebook in notebooks/ runs headlessly with smoke parameters, and the
-values it records with scrapbook are read back and checked against tests/notebook_baselines.json.
+"""Notebooks: sources that are code (notebooks/src/*.py), the generated .ipynb, and the papermill harness.
 
-A new notebook is picked up without editing this file. It needs a cell tagged `parameters` with `preset`,
-`data_root` and `out_dir`, and should `sb.glue` its metrics and a list of `figures` (PNG paths).
+Fast: every committed notebook is exactly what its source generates, is clean and thin, and every `vadlab` name a
+source imports exists. Slow: every notebook runs headlessly with smoke parameters and what it records with
+scrapbook is read back and checked against tests/notebook_baselines.json. A notebook that declares a `run_dir`
+parameter is an analysis notebook: it runs once per registered method on a smoke run trained once per session
+(`smoke_run`), so a new method goes through it without editing this file.
+
 Bounds for a notebook missing from the baseline file: every number finite, every `*auc*` in [0, 1].
 """
 
 from __future__ import annotations
 
+import ast
+import importlib
 import json
 import math
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from vadlab.registry import list_methods
 from vadlab.reports import read_notebook_scraps, run_notebook
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tools"))
+import make_notebooks  # noqa: E402
+
+SOURCES = sorted((REPO / "notebooks" / "src").glob("*.py"))
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 BASELINES = {k: v for k, v in json.loads((REPO / "tests" / "notebook_baselines.json").read_text()).items()
              if not k.startswith("_")}
+
+
+def test_every_notebook_has_a_source_and_is_what_it_generates():
+    assert {p.stem for p in SOURCES} == {p.stem for p in NOTEBOOKS}, "a notebook without a source, or the reverse"
+    for source in SOURCES:
+        committed = (REPO / "notebooks" / f"{source.stem}.ipynb").read_text()
+        assert committed == make_notebooks.render(source), \
+            f"{source.stem}.ipynb differs from notebooks/src/{source.name}; run `make notebooks`"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
+def test_notebook_source_compiles_and_its_vadlab_imports_exist(source):
+    tree = ast.parse(source.read_text(), filename=str(source))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "vadlab":
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                assert hasattr(module, alias.name) or importlib.util.find_spec(f"{node.module}.{alias.name}"), \
+                    f"{source.name}: `from {node.module} import {alias.name}`: no such name"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "vadlab":
+                    importlib.import_module(alias.name)
+    # attributes used on imported vadlab modules (e.g. `engine.load_run`) exist too
+    modules = {alias.asname or alias.name: f"{node.module}.{alias.name}" for node in ast.walk(tree)
+               if isinstance(node, ast.ImportFrom) and node.module == "vadlab" for alias in node.names}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules:
+            module = importlib.import_module(modules[node.value.id])
+            assert hasattr(module, node.attr), f"{source.name}: {modules[node.value.id]}.{node.attr} does not exist"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -28,7 +69,7 @@ def test_notebook_is_committed_clean_and_thin(path):
     nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), \
-        f"{path.name}: outputs committed; run `make strip`"
+        f"{path.name}: outputs committed; run `make notebooks`"
     assert any("parameters" in c.metadata.get("tags", []) for c in code), f"{path.name}: no cell tagged parameters"
     assert nb.metadata.get("kernelspec", {}).get("name"), f"{path.name}: no kernelspec (papermill needs it)"
     for cell in code:  # logic lives in the package: cells are a few lines of vadlab calls
@@ -36,14 +77,48 @@ def test_notebook_is_committed_clean_and_thin(path):
         assert len(cell.source.splitlines()) <= 12, f"{path.name}: a cell of more than 12 lines"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs_headless_and_records_metrics(path, tiny_synthetic, tmp_path):
+def _declared(path: Path) -> set[str]:
     import papermill as pm
 
-    declared = set(pm.inspect_notebook(str(path)))
+    return set(pm.inspect_notebook(str(path)))
+
+
+def _cases() -> list:
+    cases = []
+    for path in NOTEBOOKS:
+        if "run_dir" in _declared(path):
+            cases += [pytest.param(path, name, id=f"{path.stem}[{name}]") for name in list_methods()]
+        else:
+            cases.append(pytest.param(path, None, id=path.stem))
+    return cases
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tiny_synthetic, tmp_path_factory):
+    """`smoke_run(method)`: a run folder of `method` trained once per session at its smoke preset."""
+    from vadlab import engine
+    from vadlab.registry import create_method
+
+    runs: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in runs:
+            run = tmp_path_factory.mktemp(f"run-{name}") / "run"
+            engine.fit(create_method(name, "smoke"), tiny_synthetic, run, device="cpu", progress=False)
+            runs[name] = run
+        return runs[name]
+
+    return get
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("path", "method"), _cases())
+def test_notebook_runs_headless_and_records_metrics(path, method, tiny_synthetic, smoke_run, tmp_path):
+    declared = _declared(path)
     wanted = {"preset": "smoke", "data_root": str(tiny_synthetic), "out_dir": str(tmp_path / "run"),
               "device": "cpu", "seed": 0, "tsne_points": 300}
+    if method is not None:
+        wanted["run_dir"] = str(smoke_run(method))
     executed = run_notebook(path, tmp_path, {k: v for k, v in wanted.items() if k in declared})
     scraps = read_notebook_scraps(executed)
     assert scraps, f"{path.name} recorded nothing with scrapbook"
@@ -61,3 +136,10 @@ def test_notebook_runs_headless_and_records_metrics(path, tiny_synthetic, tmp_pa
     for fig in figures:
         fig = Path(fig) if Path(fig).is_absolute() else tmp_path / fig
         assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and fig.stat().st_size > 2000, fig
+    if method is not None and "memory_spaces" in scraps:
+        from vadlab import engine
+        from vadlab.analysis import memory_space_names
+        from vadlab.data.layout import load_layout
+
+        trained = engine.load_run(smoke_run(method), "cpu")
+        assert scraps["memory_spaces"] == memory_space_names(trained, load_layout(tiny_synthetic).testing)

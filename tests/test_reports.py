@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
-from vadlab.baselines import frame_difference
+from vadlab.eval.baselines import frame_difference
+from vadlab.registry import list_methods
 from vadlab.reports import compare_runs, demo
 
 
@@ -19,6 +21,13 @@ def test_frame_difference_by_hand():
     np.testing.assert_allclose(scores[1:], [1.0, 0.75])
 
 
+@pytest.mark.parametrize("method", list_methods())
+def test_demo_trains_any_registered_method(tiny_synthetic, tmp_path, method):
+    summary = demo(str(tiny_synthetic), str(tmp_path / "demo"), method=method, preset="smoke")
+    assert set(summary) == {"frame_difference", method}
+    assert json.loads((tmp_path / "demo" / "provenance.json").read_text())["method"] == method
+
+
 def test_demo_writes_metrics_and_figures(tiny_synthetic, tmp_path):
     summary = demo(str(tiny_synthetic), str(tmp_path / "demo"), preset="smoke")
     assert set(summary) == {"frame_difference", "mnad_pred"}
@@ -29,7 +38,8 @@ def test_demo_writes_metrics_and_figures(tiny_synthetic, tmp_path):
     assert prov["preset"] == "smoke" and "git_commit" in prov
     rows = compare_runs([out], tmp_path / "cmp")
     assert rows[out.name]["mnad_pred"] == summary["mnad_pred"]
-    assert (tmp_path / "cmp" / "comparison.png").exists() and "mnad_pred" in (tmp_path / "cmp" / "comparison.md").read_text()
+    assert (tmp_path / "cmp" / "comparison.png").exists()
+    assert "mnad_pred" in (tmp_path / "cmp" / "comparison.md").read_text()
     merged = compare_runs([f"seeds={out},{out}"], tmp_path / "cmp2")  # one folder per seed, averaged
     assert merged["seeds"]["mnad_pred"] == summary["mnad_pred"]
     saved = json.loads((tmp_path / "cmp2" / "metrics.json").read_text())

@@ -1,6 +1,6 @@
 """vadlab: a notebook-first research workbench for memory-augmented video anomaly detection."""
 
-from vadlab.errors import DataError, ConfigError, VadlabError
+from vadlab.errors import ConfigError, DataError, VadlabError
 
 __version__ = "0.1.0"
 __all__ = ["DataError", "ConfigError", "VadlabError", "__version__"]

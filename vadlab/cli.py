@@ -18,7 +18,8 @@ def _cmd_list(args) -> int:
         print("no methods registered yet")
     for name in names:
         spec = get_spec(name)
-        print(f"{name:12s} presets: {', '.join(ordered_presets(spec))}  {spec.description}")
+        ablations = f"  ablations: {', '.join(spec.cls.ablations)}" if spec.cls.ablations else ""
+        print(f"{name:12s} presets: {', '.join(ordered_presets(spec))}{ablations}  {spec.description}")
     return 0
 
 
@@ -62,9 +63,8 @@ def _cmd_train(args) -> int:
     overrides = parse_set_args(args.set)
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
-    if args.no_memory:
-        overrides["use_memory"] = False
-    method = create_method(args.method, args.preset, **overrides)
+    ablations = list(args.ablation or []) + (["no_memory"] if args.no_memory else [])
+    method = create_method(args.method, args.preset, ablations=ablations, **overrides)
     history = engine.fit(method, args.data, args.out, seed=args.seed, device=args.device, resume=args.resume,
                          progress=not args.quiet)
     if engine.world()[0] != 0:  # under torchrun, rank 0 reports and evaluates
@@ -77,7 +77,6 @@ def _cmd_train(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     from vadlab import engine
-
     from vadlab.config import parse_set_args
 
     return _report(engine.evaluate_run(args.run, args.data, device=args.device, progress=not args.quiet,
@@ -105,7 +104,7 @@ def _cmd_baseline(args) -> int:
 def _cmd_demo(args) -> int:
     from vadlab.reports import demo
 
-    demo(args.data, args.out, preset=args.preset, train=not args.no_train)
+    demo(args.data, args.out, method=args.method, preset=args.preset, train=not args.no_train)
     return 0
 
 
@@ -157,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="registered methods and their presets").set_defaults(func=_cmd_list)
 
-    data = sub.add_parser("data", help="datasets: synthesise, import, check").add_subparsers(dest="data_cmd", required=True)
+    data = sub.add_parser("data", help="datasets: synthesise, import, check")
+    data = data.add_subparsers(dest="data_cmd", required=True)
     p = data.add_parser("synth", help="write the synthetic walkway dataset")
     p.add_argument("root")
     p.add_argument("--preset", default="default")
@@ -181,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="cpu")
     p.add_argument("--epochs", type=int)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
-    p.add_argument("--no-memory", action="store_true", help="the paper's w/o-memory ablation")
+    p.add_argument("--ablation", action="append", metavar="NAME",
+                   help="a named ablation the method declares (`vadlab list` shows them; repeatable)")
+    p.add_argument("--no-memory", action="store_true", help="shorthand for --ablation no_memory")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
@@ -211,20 +213,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="notebook parameter (JSON value, else a string)")
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser("compare", help="side-by-side metrics of evaluated runs: GROUP is a folder of runs or LABEL=DIR1,DIR2 (seeds averaged)")
+    p = sub.add_parser("compare", help="side-by-side metrics of evaluated runs: GROUP is a folder of runs or "
+                                       "LABEL=DIR1,DIR2 (seeds averaged)")
     p.add_argument("groups", nargs="+")
     p.add_argument("--out")
     p.add_argument("--metric", default="micro_auc")
     p.set_defaults(func=_cmd_compare)
 
-    p = sub.add_parser("curves", help="per-video score curves of evaluated runs (LABEL=RUN) beside the frame-difference "
+    p = sub.add_parser("curves", help="per-video score curves of evaluated runs (LABEL=RUN) beside the "
+                                      "frame-difference "
                                       "baseline, with each run's AUC in each video")
     p.add_argument("runs", nargs="+")
     p.add_argument("--out", required=True, help="PNG file")
     p.add_argument("--data", help="dataset root (default: the first run's)")
     p.set_defaults(func=_cmd_curves)
 
-    p = sub.add_parser("demo", help="the demo: synthesise, check, baseline, train and evaluate MNAD-P")
+    p = sub.add_parser("demo", help="the demo: synthesise, check, baseline, train and evaluate a method")
+    p.add_argument("--method", default="mnad_pred", help="any registered method (`vadlab list`)")
     p.add_argument("--data", default="data/synthetic-default")
     p.add_argument("--out", default="reports/demo")
     p.add_argument("--preset", default="cpu")

@@ -7,6 +7,7 @@ Each method defines a frozen dataclass subclassing `MethodConfig` (one comment p
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -16,7 +17,7 @@ from vadlab.errors import ConfigError
 
 @dataclass(frozen=True)
 class MethodConfig:
-    image_size: int = 64  # frames are resized to image_size x image_size
+    image_size: int | tuple[int, int] = 64  # frames are resized to image_size x image_size, or to (H, W)
     channels: int = 1  # 1 = grayscale, 3 = RGB
     frames_in: int = 1  # T input frames per clip
     predict: bool = False  # True: inputs are frames t-T..t-1 and the target is frame t; False: the target is an input
@@ -44,29 +45,80 @@ def config_fields(cls_or_cfg) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
+_NONE_WORDS = {"none", "null"}
+
+
 def _coerce(key: str, value: Any, typ: Any) -> Any:
+    """A `--set` string parsed to the field type: bool, int, float, str, tuple[...], `X | None`, `Literal[...]`
+    and unions (tried in order: `int | tuple[int, int]` reads "64" as 64 and "128,96" as (128, 96))."""
+    try:
+        return _parse(value, typ)
+    except ValueError as exc:
+        raise ConfigError(f"--set {key}={value}: expected {_describe(typ)}{f' ({exc})' if str(exc) else ''}") from None
+
+
+def _describe(typ: Any) -> str:
+    origin, args = typing.get_origin(typ), typing.get_args(typ)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if typ is type(None):
+        return "none"
+    if origin is tuple:
+        return "a comma-separated list of " + _describe(args[0])
+    return f"a value of type {getattr(typ, '__name__', typ)}"
+
+
+def _parse(value: Any, typ: Any) -> Any:
+    origin, args = typing.get_origin(typ), typing.get_args(typ)
+    if origin is typing.Literal:
+        for choice in args:
+            if value == choice or (isinstance(value, str) and str(choice) == value.strip()):
+                return choice
+        raise ValueError("")
+    if origin in (typing.Union, types.UnionType):
+        if typ is not Any and not isinstance(value, str):
+            for arg in args:  # a typed value (a preset, a notebook parameter) that already fits one member
+                if arg is type(None) and value is None:
+                    return None
+                base = typing.get_origin(arg) or arg
+                if arg is not type(None) and isinstance(base, type) and isinstance(value, base):
+                    return _parse(value, arg)
+        for arg in args:
+            try:
+                return _parse(value, arg)
+            except ValueError:
+                continue
+        raise ValueError("")
+    if typ is type(None):
+        if value is None or (isinstance(value, str) and value.strip().lower() in _NONE_WORDS):
+            return None
+        raise ValueError("")
     if not isinstance(value, str) or typ is str:
         if typ is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
+        if origin is tuple and isinstance(value, list):
+            return tuple(value)
         return value
     text = value.strip()
-    try:
-        if typ is bool:
-            lowered = text.lower()
-            if lowered in {"1", "true", "yes", "on"}:
-                return True
-            if lowered in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(text)
-        if typ is int:
-            return int(text)
-        if typ is float:
-            return float(text)
-        if typing.get_origin(typ) is tuple:
-            inner = typing.get_args(typ)[0]
-            return tuple(inner(part) for part in text.strip("()[] ").split(",") if part.strip())
-    except ValueError:
-        raise ConfigError(f"--set {key}={value}: expected a value of type {getattr(typ, '__name__', typ)}") from None
+    if typ is bool:
+        lowered = text.lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError("")
+    if typ is int:
+        return int(text)
+    if typ is float:
+        return float(text)
+    if origin is tuple:
+        inner = args[0]
+        parts = tuple(_parse(part.strip(), inner) for part in text.strip("()[] ").split(",") if part.strip())
+        if len(args) > 1 and args[1] is not Ellipsis and len(parts) != len(args):
+            raise ValueError(f"{len(args)} values")
+        return parts
     return text
 
 
@@ -78,7 +130,8 @@ def apply_overrides(cfg, overrides: Mapping[str, Any] | None):
     fields = config_fields(cfg)
     unknown = [k for k in overrides if k not in fields]
     if unknown:
-        raise ConfigError(f"unknown config key {unknown[0]!r} for {type(cfg).__name__}; valid keys: {', '.join(fields)}")
+        raise ConfigError(f"unknown config key {unknown[0]!r} for {type(cfg).__name__}; "
+                          f"valid keys: {', '.join(fields)}")
     return dataclasses.replace(cfg, **{k: _coerce(k, v, fields[k]) for k, v in overrides.items()})
 
 

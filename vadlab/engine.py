@@ -1,9 +1,12 @@
 """One training and scoring loop for every method: `fit`, `load_run`, `infer`, `evaluate_run`.
 
-Under `torchrun` (WORLD_SIZE > 1) the same `fit` trains data-parallel with PyTorch DDP: gloo on the CPU, NCCL on
-CUDA; `batch_size` is per process, each process reads its shard of every epoch (DistributedSampler), outputs whose
-name starts with "_" (e.g. MNAD's queries) are gathered over all processes before `after_optimizer_step`, so a
-memory update sees the global batch, and only rank 0 writes files and shows progress.
+The loop calls only the hooks of `vadlab.models.base.Method` (training data, optimiser and schedule, per-epoch stage
+hook, training step, post-step update, test-time contract), so a new method plugs in without editing it.
+
+Under `torchrun` (WORLD_SIZE > 1) the same `fit` trains data-parallel with PyTorch DDP (`vadlab.distributed`):
+`batch_size` is per process, each process reads its shard of every epoch (DistributedSampler, or the method's own
+batch sampler), outputs whose name starts with "_" (e.g. MNAD's queries) are gathered over all processes before
+`after_optimizer_step`, so a memory update sees the global batch, and only rank 0 writes files and shows progress.
 
 A run folder holds `run.json` (what was run), `checkpoint.pt` (model with its memory, optimiser, scheduler, RNG
 states, epoch, history; written atomically after every epoch), `history.json`, and after evaluation
@@ -24,18 +27,18 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from vadlab import metrics
-from vadlab.baselines import evaluate_frame_difference
-from vadlab.data.clips import ClipDataset, load_masks
-from vadlab.data.layout import Layout, as_layout
-from vadlab.errors import DataError, VadlabError
-from vadlab.io import atomic_path, write_json
+from vadlab import distributed
 from vadlab.config import apply_overrides
+from vadlab.data.layout import as_layout
+from vadlab.distributed import world  # noqa: F401  (public: `engine.world()` is used by the CLI)
+from vadlab.errors import DataError, VadlabError
+from vadlab.eval.protocol import evaluate_signals
+from vadlab.eval.scores import fuse
+from vadlab.io import atomic_path, write_json
+from vadlab.models.base import EpochContext
 from vadlab.registry import get_spec
 
 CHECKPOINT = "checkpoint.pt"
@@ -75,43 +78,16 @@ def _to_device(batch: dict, device: torch.device) -> dict:
 
 def _autocast(device: torch.device):
     # AMP on CUDA only (bf16: no loss scaler needed); CPU runs in float32.
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-
-
-def world() -> tuple[int, int, int]:
-    """(rank, world size, local rank) as torchrun sets them; (0, 1, 0) in a plain process."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
-
-
-def _gather_private(outputs: dict, n_procs: int) -> dict:
-    """Outputs named "_..." concatenated over all processes along dim 0, in rank order (the global batch)."""
-    if n_procs == 1:
-        return outputs
-    gathered = dict(outputs)
-    for key, value in outputs.items():
-        if key.startswith("_") and torch.is_tensor(value):
-            parts = [torch.empty_like(value) for _ in range(n_procs)]
-            dist.all_gather(parts, value.contiguous())
-            gathered[key] = torch.cat(parts)
-    return gathered
-
-
-def _check_in_step(model: torch.nn.Module, n_procs: int) -> None:
-    """Raise if the processes' weights or memory (BatchNorm statistics aside) have drifted apart."""
-    states = [t.detach().double().sum() for name, t in model.state_dict().items()
-              if t.is_floating_point() and not name.endswith(("running_mean", "running_var"))]
-    mine = torch.stack(states)  # (n_tensors,)
-    parts = [torch.empty_like(mine) for _ in range(n_procs)]
-    dist.all_gather(parts, mine)
-    if not all(torch.equal(parts[0], p) for p in parts[1:]):
-        raise VadlabError("data-parallel processes hold different weights after an epoch; the run is not in step")
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
 
 
 # --- training -----------------------------------------------------------------------------------------------------
 def fit(method, data, out: str | os.PathLike, *, seed: int = 0, device: str = "auto", resume: bool = False,
         progress: bool = True, stop_after: int | None = None,
         on_epoch: Callable[[int, list[dict]], None] | None = None) -> list[dict]:
-    """Train `method` (from `create_method`) on the training videos of `data`, checkpointing into `out`.
+    """Train `method` (from `create_method`) on its training data from `data`, checkpointing into `out`.
 
     `stop_after=N` stops after epoch N as if interrupted (the schedule still spans `config.epochs`);
     `on_epoch(epoch, history)` is called after every epoch (e.g. a live loss plot). Returns the history.
@@ -120,27 +96,19 @@ def fit(method, data, out: str | os.PathLike, *, seed: int = 0, device: str = "a
     layout = as_layout(data)  # validate before anything is written
     out.mkdir(parents=True, exist_ok=True)
     cfg = method.config
-    dev = resolve_device(device)
     ckpt_file = out / CHECKPOINT
     if ckpt_file.exists() and not resume:
         raise DataError(f"{ckpt_file}: a run already exists here; pass --resume to continue it or choose another --out")
-    rank, n_procs, local_rank = world()
-    own_group = n_procs > 1 and not dist.is_initialized()
-    if own_group:
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    if n_procs > 1 and dev.type == "cuda":
-        dev = torch.device("cuda", local_rank)
-        torch.cuda.set_device(dev)
-    main = rank == 0
-    progress = progress and main
+    group = distributed.join(resolve_device(device))
+    dev, n_procs = group.device, group.size
+    progress = progress and group.main
 
     set_seed(seed)
     method.model = method.build_model()  # built under the seed: same init, same memory items, every time
     model = method.model.to(dev)
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1)) if cfg.cosine_schedule else None
+    optimizer, scheduler = method.configure_optimizers()
 
     history: list[dict] = []
     start_epoch = 0
@@ -159,29 +127,24 @@ def fit(method, data, out: str | os.PathLike, *, seed: int = 0, device: str = "a
         history, start_epoch = state["history"], state["epoch"]
         _set_rng_state(state["rng"])
 
-    method.train_net = model  # what training_step calls: the model, or its DDP wrapper
-    if n_procs > 1:  # same init on every rank (seeded), gradients averaged by DDP, buffers from rank 0
-        method.train_net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    # what training_step calls: the model, or its DDP wrapper (same init on every rank, gradients averaged)
+    method.train_net = distributed.wrap(model, group)
 
-    dataset = ClipDataset(layout.training, method.clip_spec(), cfg.image_size, cfg.channels)
+    dataset = method.train_dataset(layout)
     drop_last = len(dataset) // n_procs > cfg.batch_size  # BatchNorm needs more than one sample
-    if main:
+    if group.main:
         write_json(out / "run.json", {
             "method": method.name, "config": asdict(cfg), "data": str(layout.root), "seed": seed,
             "device": str(dev), "train_clips": len(dataset), "processes": n_procs, "git_commit": git_commit(),
             "torch": torch.__version__, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         })
+    context = EpochContext(dataset=dataset, optimizer=optimizer, device=dev, seed=seed, world_size=n_procs)
 
     last = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
     for epoch in range(start_epoch, last):
+        method.on_epoch_start(epoch, context)
         model.train()
-        # the shuffle order depends on (seed, epoch) only, so a resumed run sees the same batches
-        if n_procs > 1:  # each rank its shard of one permutation (padded to equal length)
-            order = {"sampler": DistributedSampler(dataset, n_procs, rank, shuffle=True, seed=seed * 1000 + epoch)}
-        else:
-            order = {"shuffle": True, "generator": torch.Generator().manual_seed(seed * 1000 + epoch)}
-        loader = DataLoader(dataset, batch_size=cfg.batch_size, drop_last=drop_last, num_workers=cfg.num_workers,
-                            pin_memory=dev.type == "cuda", **order)
+        loader = _train_loader(method, dataset, epoch, seed, group, drop_last, dev)
         sums: dict[str, torch.Tensor] = {}
         t0 = time.perf_counter()
         bar = tqdm(loader, desc=f"{method.name} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
@@ -194,23 +157,19 @@ def fit(method, data, out: str | os.PathLike, *, seed: int = 0, device: str = "a
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
-            method.after_optimizer_step(batch, _gather_private(outputs, n_procs))
+            method.after_optimizer_step(distributed.gather_private(outputs, n_procs))
             for k, v in outputs.items():
                 if not k.startswith("_"):
                     sums[k] = sums.get(k, 0.0) + v.detach().float()  # no host sync in the loop
         n = max(len(loader), 1)
-        if n_procs > 1:  # epoch means over all processes; and check that they are still in step
-            keys = sorted(sums)
-            totals = torch.stack([sums[k] for k in keys])
-            dist.all_reduce(totals)
-            sums = dict(zip(keys, totals / n_procs))
-            _check_in_step(model, n_procs)
+        sums = distributed.mean_over_processes(sums, n_procs)  # epoch means over all processes
+        distributed.check_in_step(model, n_procs)  # and check that they are still in step
         record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
         record.update({k: float(v) / n for k, v in sums.items()})
         history.append(record)
         if scheduler is not None:
             scheduler.step()
-        if main:
+        if group.main:
             atomic_torch_save({
                 "method": method.name, "config": asdict(cfg), "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
@@ -220,14 +179,28 @@ def fit(method, data, out: str | os.PathLike, *, seed: int = 0, device: str = "a
         if progress:
             tqdm.write(f"{method.name} epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f} "
                        f"({record['seconds']:.1f}s)")
-        if on_epoch is not None and main:
+        if on_epoch is not None and group.main:
             on_epoch(epoch + 1, history)
     method.train_net = model
-    if n_procs > 1:
-        dist.barrier()  # the checkpoint is complete before any process returns
-        if own_group:
-            dist.destroy_process_group()
+    distributed.leave(group)
     return history
+
+
+def _train_loader(method, dataset, epoch: int, seed: int, group, drop_last: bool, dev: torch.device) -> DataLoader:
+    """This process's batches of one epoch: the method's batch sampler if it has one, else a shuffle that depends
+    on (seed, epoch) only, so a resumed run sees the same batches (under torchrun each rank its shard of one
+    permutation, padded to equal length)."""
+    cfg = method.config
+    common = {"num_workers": cfg.num_workers, "pin_memory": dev.type == "cuda"}
+    batches = method.train_batches(dataset, epoch=epoch, seed=seed, rank=group.rank, world_size=group.size,
+                                   batch_size=cfg.batch_size)
+    if batches is not None:
+        return DataLoader(dataset, batch_sampler=batches, **common)
+    if group.size > 1:
+        order = {"sampler": DistributedSampler(dataset, group.size, group.rank, shuffle=True, seed=seed * 1000 + epoch)}
+    else:
+        order = {"shuffle": True, "generator": torch.Generator().manual_seed(seed * 1000 + epoch)}
+    return DataLoader(dataset, batch_size=cfg.batch_size, drop_last=drop_last, **order, **common)
 
 
 def _get_rng_state() -> dict:
@@ -274,9 +247,9 @@ def infer(method, data, *, device: str | None = None, progress: bool = True, spl
     dev = next(method.model.parameters()).device if device is None else resolve_device(device)
     method.model.to(dev).eval()
     videos = layout.split(split)
-    dataset = ClipDataset(videos, method.clip_spec(), cfg.image_size, cfg.channels)
+    dataset = method.test_dataset(videos)
     signals: dict[str, dict[str, np.ndarray]] = {}
-    batch_size = 1 if getattr(method, "sequential_test", False) else max(cfg.batch_size, 16)
+    batch_size = 1 if method.sequential_test else max(cfg.batch_size, 16)
     for vi, video in enumerate(tqdm(videos, desc=f"scoring {split}", disable=not progress, leave=False)):
         method.reset_test_state()
         subset = torch.utils.data.Subset(dataset, dataset.clip_indices(vi).tolist())
@@ -298,25 +271,6 @@ def infer(method, data, *, device: str | None = None, progress: bool = True, spl
     return signals
 
 
-def evaluate_signals(method, signals: dict, layout: Layout, maps: dict | None = None) -> dict:
-    """Metrics of a method's signals on the test split, with the frame-difference baseline beside them;
-    pixel AUC from `maps` ({video: (N, H, W)}) where the videos have masks."""
-    report = metrics.evaluate(signals, method.fusion_weights(), layout.labels(), types=layout.types())
-    with_masks = [v for v in layout.testing if v.masks is not None]
-    if maps is not None and with_masks:
-        # pixel AUC at the model's resolution: masks resized (nearest) to the map size
-        report["pixel_auc"] = metrics.pixel_auc({v.name: maps[v.name] for v in with_masks},
-                                                {v.name: load_masks(v, method.config.image_size) for v in with_masks})
-        report["pixel_auc_videos"] = len(with_masks)
-    report["baseline_frame_difference"] = evaluate_frame_difference(layout, size=method.config.image_size)
-    fused = metrics.fuse(signals, method.fusion_weights(), mode="video")
-    scored = {video: ~np.isnan(score) for video, score in fused.items()}
-    same = evaluate_frame_difference(layout, size=method.config.image_size, only=scored)
-    report["baseline_frame_difference"]["on_method_frames"] = {  # like for like: only the frames the method scored
-        k: same[k] for k in ("micro_auc", "macro_auc", "eer", "frames_scored")}
-    return report
-
-
 def evaluate_run(run: str | os.PathLike, data=None, *, device: str = "auto", progress: bool = True,
                  overrides: dict | None = None) -> dict:
     """Score the test split with a trained run and write `metrics.json` and `scores.npz` into the run folder.
@@ -332,15 +286,14 @@ def evaluate_run(run: str | os.PathLike, data=None, *, device: str = "auto", pro
     t0 = time.perf_counter()
     signals = infer(method, layout, progress=progress)
     maps = signals.pop("_map", None)
-    report = evaluate_signals(method, signals, layout, maps)
+    report = evaluate_signals(signals, method.fusion_weights(), layout, size=method.config.image_size, maps=maps)
     report.update({"method": method.name, "data": str(layout.root), "epochs_trained": method.epochs_trained,
                    "scoring_seconds": time.perf_counter() - t0, "git_commit": git_commit()})
-    if hasattr(method, "test_updates"):
-        report["test_time_memory_updates"] = method.test_updates
+    report.update(method.test_statistics())
     history_file = run / "history.json"
     if history_file.exists():
         report["train_seconds"] = sum(h["seconds"] for h in json.loads(history_file.read_text()))
-    fused = metrics.fuse(signals, method.fusion_weights(), mode="video")
+    fused = fuse(signals, method.fusion_weights(), mode="video")
     arrays = {f"{name}/{video}": arr for name, per in signals.items() for video, arr in per.items()}
     arrays.update({f"score/{video}": arr for video, arr in fused.items()})
     arrays.update({f"label/{v.name}": v.labels for v in layout.testing})
@@ -359,3 +312,14 @@ def load_scores(run: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
             kind, _, video = key.partition("/")
             out.setdefault(kind, {})[video] = npz[key]
     return out
+
+
+def run_info(run: str | os.PathLike) -> dict:
+    """`run.json` of a run folder (method, config, data, seed, ...) and its `history.json` under "history"."""
+    run = Path(run)
+    if not (run / "run.json").exists():
+        raise DataError(f"{run / 'run.json'}: missing (is {run} a run folder written by `vadlab train`?)")
+    info = json.loads((run / "run.json").read_text())
+    history = run / "history.json"
+    info["history"] = json.loads(history.read_text()) if history.exists() else []
+    return info

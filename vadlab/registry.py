@@ -1,13 +1,19 @@
 """One registry for every method: `register_method`, `create_method`, `list_methods` (timm style).
 
 A method module registers its glue class with its Config class and presets; the engine, CLI, notebooks and tests
-only go through this registry, so a new method plugs in without touching the pipeline.
+only go through this registry, so a new method plugs in without touching the pipeline. Methods outside the package
+(your own, or a test's) load from `$VADLAB_PLUGINS`: module names or `.py` files, separated by commas.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import os
+import sys
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Sequence
 
 from vadlab.config import apply_overrides
 from vadlab.errors import ConfigError
@@ -37,7 +43,8 @@ def register_method(name: str, *, config_cls: type, presets: dict, description: 
         if name in _REGISTRY and _REGISTRY[name].cls is not cls:
             raise ValueError(f"method {name!r} registered twice")
         cls.name = name
-        _REGISTRY[name] = MethodSpec(name, cls, config_cls, dict(presets), description or (cls.__doc__ or "").strip().split("\n")[0])
+        summary = description or (cls.__doc__ or "").strip().split("\n")[0]
+        _REGISTRY[name] = MethodSpec(name, cls, config_cls, dict(presets), summary)
         return cls
 
     return deco
@@ -50,6 +57,33 @@ def ordered_presets(spec: MethodSpec) -> list[str]:
 
 def _ensure_loaded() -> None:
     import vadlab.models  # noqa: F401  (importing registers every built-in method)
+
+    for entry in filter(None, (e.strip() for e in os.environ.get("VADLAB_PLUGINS", "").split(","))):
+        _load_plugin(entry)
+
+
+def _load_plugin(entry: str) -> None:
+    """Import a plugin module once, by module name or by `.py` path (it registers its methods on import)."""
+    if not entry.endswith(".py"):
+        try:
+            importlib.import_module(entry)
+        except ImportError as exc:
+            raise ConfigError(f"VADLAB_PLUGINS: cannot import {entry!r}: {exc}") from None
+        return
+    path = Path(entry).expanduser().resolve()
+    module_name = f"vadlab_plugin_{path.stem}"
+    if module_name in sys.modules:
+        return
+    if not path.is_file():
+        raise ConfigError(f"VADLAB_PLUGINS: no such file {entry}")
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
 
 
 def list_methods() -> list[str]:
@@ -64,14 +98,27 @@ def get_spec(name: str) -> MethodSpec:
     return _REGISTRY[name]
 
 
-def get_config(name: str, preset: str = "cpu", **overrides):
-    """The config of `name` at `preset` with overrides applied (unknown keys fail loudly)."""
+def ablation_overrides(name: str, ablations: Sequence[str] = ()) -> dict:
+    """The config overrides of a method's named ablations (`Method.ablations`); an unknown name fails loudly."""
+    declared = get_spec(name).cls.ablations
+    out: dict = {}
+    for ablation in ablations:
+        if ablation not in declared:
+            raise ConfigError(f"{name} has no ablation {ablation!r}; its ablations: {', '.join(declared) or '(none)'}")
+        out.update(declared[ablation])
+    return out
+
+
+def get_config(name: str, preset: str = "cpu", *, ablations: Sequence[str] = (), **overrides):
+    """The config of `name` at `preset` with its named `ablations` and then `overrides` applied (unknown keys fail
+    loudly)."""
     spec = get_spec(name)
     if preset not in spec.presets:
         raise ConfigError(f"unknown preset {preset!r} for {name}; valid presets: {', '.join(ordered_presets(spec))}")
-    return apply_overrides(spec.presets[preset], overrides)
+    return apply_overrides(spec.presets[preset], {**ablation_overrides(name, ablations), **overrides})
 
 
-def create_method(name: str, preset: str = "cpu", **overrides):
-    """Build a registered method at a preset, e.g. `create_method("mnad_pred", "smoke", epochs=1)`."""
-    return get_spec(name).cls(get_config(name, preset, **overrides))
+def create_method(name: str, preset: str = "cpu", *, ablations: Sequence[str] = (), **overrides):
+    """Build a registered method at a preset, e.g. `create_method("mnad_pred", "smoke", epochs=1)` or
+    `create_method("mnad_pred", "cpu", ablations=["no_memory"])`."""
+    return get_spec(name).cls(get_config(name, preset, ablations=ablations, **overrides))

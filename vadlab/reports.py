@@ -11,12 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from vadlab import metrics, viz
-from vadlab.baselines import evaluate_frame_difference
+from vadlab import viz
 from vadlab.data.layout import as_layout, check_layout
 from vadlab.engine import git_commit
-from vadlab.io import atomic_path, write_json
 from vadlab.errors import VadlabError
+from vadlab.eval.baselines import evaluate_frame_difference
+from vadlab.eval.metrics import video_aucs
+from vadlab.eval.scores import normalise
+from vadlab.io import atomic_path, write_json
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -48,15 +50,17 @@ def baseline_report(data, out, size: int = 64) -> dict:
     return report
 
 
-def demo(data: str = "data/synthetic-default", out: str = "reports/demo", *, preset: str = "cpu",
-         train: bool = True, seed: int = 0) -> dict:
+def demo(data: str = "data/synthetic-default", out: str = "reports/demo", *, method: str = "mnad_pred",
+         preset: str = "cpu", train: bool = True, seed: int = 0) -> dict:
     """The main job on the built-in synthetic data: synthesise (once), check, frame-difference baseline, then
-    train and evaluate MNAD-P at `preset`, and draw the comparison and one score curve into `out`."""
+    train and evaluate `method` (any registered one) at `preset`, and draw the comparison and one score curve
+    into `out`."""
     from vadlab import engine
     from vadlab.data.synthetic import synthesize
     from vadlab.registry import create_method
 
     out = Path(out)
+    model = create_method(method, preset) if train else None  # an unknown method or preset fails before any work
     if not Path(data).exists():
         synthesize(data, "default", seed=seed)
     layout = check_layout(data)
@@ -64,19 +68,18 @@ def demo(data: str = "data/synthetic-default", out: str = "reports/demo", *, pre
     base = baseline_report(layout, out / "baseline")
     print(f"frame-difference baseline: micro AUC {base['micro_auc']:.4f}")
     summary = {"frame_difference": base["micro_auc"]}
-    if train:
-        run = out / "mnad_pred"
-        method = create_method("mnad_pred", preset)
-        engine.fit(method, layout, run, seed=seed, resume=True)
+    if model is not None:
+        run = out / method
+        engine.fit(model, layout, run, seed=seed, resume=True)
         report = engine.evaluate_run(run, layout)
-        summary["mnad_pred"] = report["micro_auc"]
-        print(f"mnad_pred ({preset}): micro AUC {report['micro_auc']:.4f}")
+        summary[method] = report["micro_auc"]
+        print(f"{method} ({preset}): micro AUC {report['micro_auc']:.4f}")
         scores = engine.load_scores(run)
         video = max(layout.testing, key=lambda v: v.n_anomalous).name
         viz.save(viz.plot_score_curve(scores["score"][video], scores["label"][video],
-                                      title=f"MNAD-P on {video}"), out / "score_curve.png")
+                                      title=f"{method} on {video}"), out / "score_curve.png")
     viz.plot_comparison({Path(str(layout.root)).name: summary}, path=out / "comparison.png")
-    write_metrics(out, summary, data=str(layout.root), preset=preset, seed=seed)
+    write_metrics(out, summary, data=str(layout.root), method=method, preset=preset, seed=seed)
     return summary
 
 
@@ -113,7 +116,8 @@ def compare_runs(groups: list[str | os.PathLike], out: str | os.PathLike | None 
     name are averaged and the figure shows their spread. Writes `comparison.png`, `.md` and `metrics.json` to `out`."""
     rows: dict[str, dict[str, float]] = {}
     spread: dict[str, dict[str, float]] = {}
-    lines = [f"| group | run | {metric} (mean) | per folder | macro AUC (mean) | train s (mean) |", "|---|---|---|---|---|---|"]
+    lines = [f"| group | run | {metric} (mean) | per folder | macro AUC (mean) | train s (mean) |",
+             "|---|---|---|---|---|---|"]
     for group in groups:
         label, sep, dirs = str(group).partition("=")
         folders = [Path(d) for d in dirs.split(",")] if sep else [Path(label)]
@@ -154,8 +158,8 @@ def compare_runs(groups: list[str | os.PathLike], out: str | os.PathLike | None 
 def score_curves(runs: list[str], path: str | os.PathLike | None = None, data=None) -> dict[str, dict[str, float]]:
     """Per-video score curves of evaluated runs (`LABEL=RUN` or `RUN`) on one dataset, beside the frame-difference
     baseline at the first run's image size, with the AUC of each run in each video. Returns {run: {video: AUC}}."""
-    from vadlab.baselines import frame_difference_scores
     from vadlab.engine import load_scores
+    from vadlab.eval.baselines import frame_difference_scores
 
     curves: dict[str, dict[str, np.ndarray]] = {}
     size = None
@@ -177,7 +181,7 @@ def score_curves(runs: list[str], path: str | os.PathLike | None = None, data=No
             raise VadlabError(f"run {label!r} scored videos {sorted(per_video)}, the data {layout.root} has "
                               f"{sorted(labels)}")
     curves["frame difference"] = frame_difference_scores(layout.testing, size or 64)
-    aucs = {label: metrics.video_aucs(per_video, labels) for label, per_video in curves.items()}
-    curves = {label: metrics.normalise(per_video, "video") for label, per_video in curves.items()}
+    aucs = {label: video_aucs(per_video, labels) for label, per_video in curves.items()}
+    curves = {label: normalise(per_video, "video") for label, per_video in curves.items()}
     viz.plot_video_scores(curves, labels, aucs=aucs, path=path)
     return aucs

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 
-from vadlab.io import atomic_path
-
 import matplotlib.pyplot as plt  # headless: matplotlib falls back to Agg by itself
 import numpy as np
+from matplotlib.colors import BoundaryNorm, Colormap, ListedColormap, Normalize
+from matplotlib.ticker import MaxNLocator
+
+from vadlab.io import atomic_path
 
 
 def save(fig, path: str | os.PathLike | None, dpi: int = 150):
@@ -27,14 +29,36 @@ def _shade(ax, labels: np.ndarray, color: str = "tab:red", alpha: float = 0.15, 
         ax.axvspan(a - 0.5, b - 0.5, color=color, alpha=alpha, lw=0, label=label if i == 0 else None)
 
 
+def item_colours(n_items: int) -> tuple[Colormap, Normalize, object]:
+    """(colour map, norm, colourbar ticks) that colour memory item indices 0..n_items-1 for any memory size.
+
+    Up to 10 items: tab10, item i in tab10's colour i; up to 20: tab20; both discrete, one tick per item (every
+    other item beyond 10). Beyond 20 (MAAM-Net's hundreds of items, STD's clusters): a continuous map (turbo) over
+    the index range with a few integer ticks, since no eye tells 500 colours apart or reads a 500-entry legend."""
+    n = max(int(n_items), 1)
+    if n <= 20:
+        base = plt.get_cmap("tab10" if n <= 10 else "tab20")
+        cmap = ListedColormap(base.colors[:n], name=f"items_{n}")
+        return cmap, BoundaryNorm(np.arange(n + 1) - 0.5, n), np.arange(0, n, 1 if n <= 10 else 2)
+    return plt.get_cmap("turbo"), Normalize(-0.5, n - 0.5), MaxNLocator(nbins=6, integer=True)
+
+
+def _item_colourbar(fig, mappable, ax, ticks, label: str = "memory item"):
+    cbar = fig.colorbar(mappable, ax=ax, fraction=0.046, pad=0.03, ticks=ticks)
+    cbar.set_label(label, fontsize=8)
+    cbar.ax.tick_params(labelsize=7)
+    return cbar
+
+
 def plot_history(history: list[dict], keys: tuple[str, ...] | None = None, path=None, ax=None):
     """Training losses per epoch (one line per loss term, log scale when they span decades)."""
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5, 3.2))
-    keys = keys or tuple(k for k in history[0] if k not in ("epoch", "lr", "seconds")) if history else ()
+    if keys is None:  # every loss term in order of appearance (a staged method adds terms in later epochs)
+        keys = tuple(dict.fromkeys(k for h in history for k in h if k not in ("epoch", "lr", "seconds")))
     epochs = [h["epoch"] for h in history]
     for key in keys:
-        ax.plot(epochs, [h[key] for h in history], marker="o", ms=3, label=key)
-    values = np.array([[h[k] for k in keys] for h in history], dtype=float)
+        ax.plot(epochs, [h.get(key, np.nan) for h in history], marker="o", ms=3, label=key)
+    values = np.array([[h.get(k, np.nan) for k in keys] for h in history], dtype=float)
     if values.size and np.nanmin(values) > 0 and np.nanmax(values) / np.nanmin(values) > 50:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
@@ -151,28 +175,67 @@ def metrics_table(report: dict):
         import pandas as pd
     except ImportError:
         return rows
-    return pd.DataFrame(rows, columns=["metric", report.get("method", "method"), "frame difference"]).set_index("metric")
+    columns = ["metric", report.get("method", "method"), "frame difference"]
+    return pd.DataFrame(rows, columns=columns).set_index("metric")
 
 
-def plot_memory_maps(batch: dict, inspected: dict, *, title: str = "", path=None):
+def plot_memory_maps(batch: dict, inspected: dict, *, title: str = "", path=None,
+                     grid: tuple[int, int] | None = None):
     """One clip through a memory model: target frame, output, squared error, the nearest memory item of each
-    query position (Eq. 11) and its matching probability (Eq. 1). `inspected` is `method.inspect(batch)`."""
+    query position (Eq. 11) and its matching probability (Eq. 1). `inspected` is `method.inspect(batch)`; its
+    `weights` (B, K, M) may hold any number M of items. `grid` (h, w) of the K queries (default: square)."""
     target = (batch["target"][0].float().mean(0).cpu().numpy() + 1) / 2  # (H, W) in [0, 1]
-    output = (inspected["output"][0].float().mean(0).cpu().numpy() + 1) / 2
-    panels = [(target, "frame", "gray", (0, 1)), (output, "output", "gray", (0, 1)),
-              ((output - target) ** 2, "squared error", "inferno", (None, None))]
+    output = (inspected["output"][0].float().mean(0).cpu().numpy() + 1) / 2  # (H, W)
+    panels = [(target, "frame", "gray", Normalize(0, 1)), (output, "output", "gray", Normalize(0, 1)),
+              ((output - target) ** 2, "squared error", "inferno", None)]
+    ticks = None
     if "weights" in inspected:  # a model without memory shows the first three panels only
         weights = inspected["weights"][0].float().cpu()  # (K, M)
         side = int(round(weights.shape[0] ** 0.5))
-        panels += [(weights.argmax(-1).reshape(side, side).numpy(), "nearest item (Eq. 11)", "tab10", (-0.5, 9.5)),
-                   (weights.max(-1).values.reshape(side, side).numpy(), "its matching prob. (Eq. 1)", "viridis", (0, 1))]
+        h, w = grid or (side, side)
+        cmap, norm, ticks = item_colours(weights.shape[1])
+        panels += [(weights.argmax(-1).reshape(h, w).numpy(), "nearest item (Eq. 11)", cmap, norm),  # (h, w)
+                   (weights.max(-1).values.reshape(h, w).numpy(), "its matching prob. (Eq. 1)", "viridis",
+                    Normalize(0, 1))]
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9))
-    for ax, (img, name, cmap, (lo, hi)) in zip(axes, panels):
-        im = ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+    for ax, (img, name, cmap, norm) in zip(axes, panels):
+        im = ax.imshow(img, cmap=cmap, norm=norm, interpolation="nearest")
         ax.set_title(name, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-        if name != "frame" and name != "output":
+        if name.startswith("nearest"):
+            _item_colourbar(fig, im, ax, ticks, "item")
+        elif name != "frame" and name != "output":
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def plot_space_maps(batch: dict, space, *, title: str = "", path=None):
+    """One clip in one memory space of any method (`method.memory_spaces(batch)[name]`, a `MemorySpace`): the
+    target frame, the nearest item of each query position and, when the space has matching weights, its matching
+    probability. Queries without a grid are shown as one row. Any number of items: see `item_colours`."""
+    target = (batch["target"][0].detach().float().mean(0).cpu().numpy() + 1) / 2  # (H, W) in [0, 1]
+    nearest = space.nearest()[0].detach().cpu().numpy()  # (K,)
+    k = nearest.shape[0]
+    side = int(round(k ** 0.5))
+    h, w = space.grid or ((side, side) if side * side == k else (1, k))
+    cmap, norm, ticks = item_colours(space.items.shape[0])
+    panels = [(target, "frame", "gray", Normalize(0, 1)), (nearest.reshape(h, w), "nearest item", cmap, norm)]
+    if space.weights is not None:
+        prob = space.weights[0].detach().float().max(-1).values.cpu().numpy()  # (K,)
+        panels.append((prob.reshape(h, w), "its matching prob.", "viridis", Normalize(0, 1)))
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.8 * len(panels), 2.9), squeeze=False)
+    for ax, (img, name, cm, nm) in zip(axes[0], panels):
+        im = ax.imshow(img, cmap=cm, norm=nm, interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if name == "nearest item":
+            _item_colourbar(fig, im, ax, ticks, f"item (of {space.items.shape[0]})")
+        elif name != "frame":
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
     if title:
         fig.suptitle(title, fontsize=10)
@@ -205,34 +268,58 @@ def plot_video_scores(curves: dict[str, dict[str, np.ndarray]], labels: dict[str
 
 
 def plot_memory_tsne(sample: dict, *, title: str = "", seed: int = 0, path=None):
-    """t-SNE of memory queries and items (MNAD Fig. 6) from `vadlab.models.mnad.sample_queries`: coloured by nearest
+    """t-SNE of memory queries and items (MNAD Fig. 6), one row of panels per memory space: coloured by nearest
     item (items as stars), by the query's row in the frame (does addressing follow position?) and, when the sample
-    holds anomalous frames, by label."""
+    holds anomalous frames, by label.
+
+    `sample` is one space's sample (`vadlab.analysis.sample_memory_space`:
+    `queries` (N, C), `items` (M, C), `nearest` (N,), optional `row` (N,) (-1: no grid), `anomalous` (N,), `space`,
+    `method`) or {space name: sample} for several spaces (DREAM's normality and abnormality memories). Any M works:
+    see `item_colours`."""
     from sklearn.manifold import TSNE
 
-    queries, items = sample["queries"], sample["items"]  # (N, C), (M, C)
-    points = np.concatenate([queries, items]).astype(np.float64)
-    perplexity = float(min(30.0, max(2.0, (len(points) - 1) / 3.0)))
-    xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(points)
-    q, it = xy[: len(queries)], xy[len(queries):]
-    item_cmap, item_max = ("tab10", 9.5) if len(items) <= 10 else ("tab20", max(19.5, len(items) - 0.5))
-    panels = [("nearest item (Eq. 11)", sample["nearest"], item_cmap, (-0.5, item_max)),
-              ("row of the query in the frame", sample["row"], "viridis", (None, None))]
-    if sample["anomalous"].any():
-        panels.append(("label of the frame (red: anomalous)", sample["anomalous"].astype(float), "coolwarm", (0, 1)))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.0), squeeze=False)
-    for ax, (name, values, cmap, (lo, hi)) in zip(axes[0], panels):
-        order = np.random.default_rng(seed).permutation(len(values))  # no class drawn on top of the other
-        sc = ax.scatter(q[order, 0], q[order, 1], c=values[order], cmap=cmap, vmin=lo, vmax=hi, s=4, alpha=0.7,
-                        linewidths=0)
-        ax.scatter(it[:, 0], it[:, 1], c=np.arange(len(it)), cmap=item_cmap, vmin=-0.5, vmax=item_max, marker="*", s=220,
-                   edgecolors="k", linewidths=0.8)
-        ax.set_title(name, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if name.startswith("row"):
-            fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.03)
-    if title:
-        fig.suptitle(title, fontsize=10)
+    spaces = {sample.get("space", ""): sample} if "queries" in sample else dict(sample)
+    rows = []
+    for name, s in spaces.items():
+        queries, items = s["queries"], s["items"]  # (N, C), (M, C)
+        points = np.concatenate([queries, items]).astype(np.float64)  # (N + M, C)
+        perplexity = float(min(30.0, max(2.0, (len(points) - 1) / 3.0)))
+        xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(points)
+        cmap, norm, ticks = item_colours(len(items))
+        panels = [(f"nearest item ({name})" if name else "nearest item", s["nearest"], cmap, norm)]
+        row = np.asarray(s["row"]) if "row" in s else None
+        if row is not None and (row >= 0).any():
+            panels.append(("row of the query in the frame", row, "viridis", None))
+        anomalous = np.asarray(s.get("anomalous", np.zeros(len(queries), bool)))
+        if anomalous.any():
+            panels.append(("label of the frame (red: anomalous)", anomalous.astype(float), "coolwarm", Normalize(0, 1)))
+        rows.append((name, xy[: len(queries)], xy[len(queries):], panels, ticks))
+    n_cols = max(len(panels) for *_, panels, _ in rows)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(4.2 * n_cols, 4.0 * len(rows)), squeeze=False)
+    for r, (_name, q, it, panels, ticks) in enumerate(rows):
+        item_cmap, item_norm = panels[0][2], panels[0][3]
+        few = len(it) <= 20
+        star = 220.0 if few else max(12.0, 220.0 * 20 / len(it))  # 32 items: 137, 500 items: 12
+        for c, (ax, (panel, values, cmap, norm)) in enumerate(zip(axes[r], panels)):
+            order = np.random.default_rng(seed).permutation(len(values))  # no class drawn on top of the other
+            sc = ax.scatter(q[order, 0], q[order, 1], c=values[order], cmap=cmap, norm=norm, s=4, alpha=0.7,
+                            linewidths=0)
+            # items in their own colours; with many items only in the nearest-item panel (white elsewhere, so
+            # hundreds of coloured stars do not hide the colours of the queries)
+            colours = {"c": np.arange(len(it)), "cmap": item_cmap, "norm": item_norm} if few or c == 0 else {"c": "w"}
+            stars = ax.scatter(it[:, 0], it[:, 1], marker="*", s=star, edgecolors="k",
+                               linewidths=0.8 if few else 0.3, **colours)
+            ax.set_title(panel, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if panel.startswith("nearest"):
+                _item_colourbar(fig, stars, ax, ticks)
+            elif panel.startswith("row"):
+                fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.03)
+        for ax in axes[r, len(panels):]:
+            ax.set_axis_off()
+    methods = sorted({str(s["method"]) for s in spaces.values() if "method" in s})
+    if title or methods:
+        fig.suptitle(title or f"{', '.join(methods)}: memory queries and items (t-SNE)", fontsize=10)
     fig.tight_layout()
     return save(fig, path)

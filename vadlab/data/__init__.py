@@ -1,7 +1,7 @@
 """Datasets: the common layout, clips, the synthetic generator, importers, optical flow."""
 
+from vadlab.data.layout import Layout, LayoutWriter, Video, load_layout
 from vadlab.errors import DataError
-from vadlab.data.layout import Layout, Video, load_layout, LayoutWriter
 
 __all__ = ["Layout", "Video", "load_layout", "LayoutWriter", "prepare"]
 

@@ -28,17 +28,28 @@ def cache_dir() -> Path:
     return Path(os.environ.get("VADLAB_CACHE", Path.home() / ".cache" / "vadlab")).expanduser()
 
 
-def _cache_key(paths: Sequence[Path], size: int, channels: int) -> str:
-    digest = hashlib.sha1(f"{size}:{channels}".encode())
+def frame_size(size: int | tuple[int, int]) -> tuple[int, int]:
+    """(H, W) of a size given as one side (square) or as (H, W)."""
+    if isinstance(size, int):
+        return size, size
+    height, width = size
+    return int(height), int(width)
+
+
+def _cache_key(paths: Sequence[Path], size: int | tuple[int, int], channels: int) -> str:
+    size_key = size if isinstance(size, int) else "x".join(str(s) for s in frame_size(size))
+    digest = hashlib.sha1(f"{size_key}:{channels}".encode())
     for path in paths:
         stat = path.stat()
         digest.update(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:20]
 
 
-def decode_frames(paths: Sequence[Path], size: int, channels: int, *, interpolation=cv2.INTER_AREA) -> np.ndarray:
-    """Decode and resize frames to a uint8 array (N, size, size, channels); mixed source sizes raise DataError."""
-    out = np.empty((len(paths), size, size, channels), dtype=np.uint8)  # (N, H, W, C)
+def decode_frames(paths: Sequence[Path], size: int | tuple[int, int], channels: int, *,
+                  interpolation=cv2.INTER_AREA) -> np.ndarray:
+    """Decode and resize frames to a uint8 array (N, H, W, channels); mixed source sizes raise DataError."""
+    height, width = frame_size(size)
+    out = np.empty((len(paths), height, width, channels), dtype=np.uint8)  # (N, H, W, C)
     first_shape = None
     for i, path in enumerate(paths):
         image = read_image(path, channels)
@@ -47,14 +58,14 @@ def decode_frames(paths: Sequence[Path], size: int, channels: int, *, interpolat
         elif image.shape[:2] != first_shape:
             raise DataError(f"{path}: size {image.shape[1]}x{image.shape[0]} differs from the video's first frame "
                             f"({first_shape[1]}x{first_shape[0]})")
-        image = cv2.resize(image, (size, size), interpolation=interpolation)
-        out[i] = image.reshape(size, size, channels)
+        image = cv2.resize(image, (width, height), interpolation=interpolation)
+        out[i] = image.reshape(height, width, channels)
     return out
 
 
-def load_frames(paths: Sequence[Path], size: int, channels: int = 1, *, use_cache: bool = True,
+def load_frames(paths: Sequence[Path], size: int | tuple[int, int], channels: int = 1, *, use_cache: bool = True,
                 interpolation=cv2.INTER_AREA) -> np.ndarray:
-    """Frames of one video as uint8 (N, size, size, channels), from the cache when it is there."""
+    """Frames of one video as uint8 (N, H, W, channels), from the cache when it is there."""
     paths = [Path(p) for p in paths]
     if not use_cache:
         return decode_frames(paths, size, channels, interpolation=interpolation)
@@ -73,7 +84,7 @@ def load_frames(paths: Sequence[Path], size: int, channels: int = 1, *, use_cach
     return frames
 
 
-def load_masks(video: Video, size: int | None = None) -> np.ndarray | None:
+def load_masks(video: Video, size: int | tuple[int, int] | None = None) -> np.ndarray | None:
     """Pixel masks of a video as bool (N, H, W) at `size` (nearest), or None when the video has none."""
     if video.masks is None:
         return None
@@ -81,7 +92,8 @@ def load_masks(video: Video, size: int | None = None) -> np.ndarray | None:
     for path in video.masks:
         mask = read_image(path)
         if size is not None:
-            mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
+            height, width = frame_size(size)
+            mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
         masks.append(mask > 0)
     return np.stack(masks)
 
@@ -127,15 +139,27 @@ class ClipSpec:
 class ClipDataset(Dataset):
     """Windows of T frames (+ target) over a list of videos, from the decoded-frame cache.
 
-    Item: dict(input=(T, C, H, W) float in [-1, 1], target=(C, H, W), video=int, index=int) where `index` is the
-    frame the clip scores in video `video` (position in `videos`).
+    Item: dict(input=(T, C, H, W) float in [-1, 1], target=(C, H, W), label=int (the scored frame's 0/1 label; 0
+    for videos without labels, such as normal training videos), video=int, index=int), where `index` is the frame
+    the clip scores in video `video` (position in `videos`), plus one tensor per entry of `extras`
+    ({name: one array (N, ...) per video}, item[name] = array[index], e.g. optical flow).
     """
 
-    def __init__(self, videos: Sequence[Video], spec: ClipSpec, size: int, channels: int = 1, *,
-                 stride: int = 1, use_cache: bool = True):
+    def __init__(self, videos: Sequence[Video], spec: ClipSpec, size: int | tuple[int, int], channels: int = 1, *,
+                 stride: int = 1, use_cache: bool = True, extras: dict[str, Sequence[np.ndarray]] | None = None):
         self.videos = list(videos)
         self.spec = spec
         self.arrays = [load_frames(v.frames, size, channels, use_cache=use_cache) for v in self.videos]
+        self.labels = [np.zeros(len(v), np.int64) if v.labels is None else np.asarray(v.labels, np.int64)
+                       for v in self.videos]
+        self.extras = dict(extras or {})
+        for name, arrays in self.extras.items():
+            if len(arrays) != len(self.videos):
+                raise DataError(f"extra input {name!r}: {len(arrays)} arrays for {len(self.videos)} videos")
+            for video, array in zip(self.videos, arrays):
+                if len(array) < len(video):
+                    raise DataError(f"extra input {name!r} of video {video.name!r}: {len(array)} entries for "
+                                    f"{len(video)} frames")
         index = []
         for vi, frames in enumerate(self.arrays):
             for t in spec.scored_range(len(frames))[::stride]:
@@ -157,20 +181,24 @@ class ClipDataset(Dataset):
         frames = self.arrays[vi]
         T = self.spec.frames_in
         start = self.spec.start(t)
-        return {
+        item = {
             "input": to_tensor(frames[start:start + T]),  # (T, C, H, W)
             "target": to_tensor(frames[t]),  # (C, H, W)
+            "label": int(self.labels[vi][t]),
             "video": vi,
             "index": t,
         }
+        for name, arrays in self.extras.items():
+            item[name] = torch.as_tensor(np.asarray(arrays[vi][t]))
+        return item
 
 
-def clip_at(video: Video, t: int, spec: ClipSpec, size: int, channels: int = 1) -> dict:
+def clip_at(video: Video, t: int, spec: ClipSpec, size: int | tuple[int, int], channels: int = 1, *,
+            extras: dict[str, Sequence[np.ndarray]] | None = None) -> dict:
     """The one clip that scores frame `t` of `video`, as a batch of 1 (for looking inside a model)."""
     valid = spec.scored_range(len(video))
     if t not in valid:
         raise DataError(f"video {video.name!r}: frame {t} cannot be scored with {spec.frames_in} input frames "
                         f"(valid: {valid.start}..{valid.stop - 1})")
-    item = ClipDataset([video], spec, size, channels)[t - spec.first_scored]
-    return {"input": item["input"][None], "target": item["target"][None], "video": torch.tensor([0]),
-            "index": torch.tensor([t])}
+    item = ClipDataset([video], spec, size, channels, extras=extras)[t - spec.first_scored]
+    return torch.utils.data.default_collate([item])

@@ -30,8 +30,16 @@ from typing import Callable, Iterable, Iterator
 import cv2
 import numpy as np
 
-from vadlab.data.layout import (Layout, natural_key, LayoutWriter, frame_number, is_junk, list_images, load_layout,
-                                read_image)
+from vadlab.data.layout import (
+    Layout,
+    LayoutWriter,
+    frame_number,
+    is_junk,
+    list_images,
+    load_layout,
+    natural_key,
+    read_image,
+)
 from vadlab.errors import DataError
 
 __all__ = ["KINDS", "detect_kind", "import_dataset"]
@@ -388,7 +396,7 @@ def _import_avenue(src: Path, w: LayoutWriter, progress: bool) -> dict:
                 _decode_video(video), n, shapes=shapes,
                 mismatch=lambda k, v=video, f=mat, n=n: f"{v}: {k} frames decoded but {f} has {n} masks")
             w.add_frames("testing", video.stem, frames, labels=labels, ext=".jpg",
-                         masks=_checked_masks(masks, lambda: shapes[0] if shapes else None, str(mat)))
+                         masks=_checked_masks(masks, lambda s=shapes: s[0] if s else None, str(mat)))
             del masks
             bar.update()
     return {"masks": str(mask_dir)}

@@ -117,10 +117,11 @@ class Layout:
         for video in self.split(split):
             if video.name == name:
                 return video
-        raise DataError(f"{self.root}: no {split} video {name!r}; videos: {', '.join(v.name for v in self.split(split))}")
+        names = ", ".join(v.name for v in self.split(split))
+        raise DataError(f"{self.root}: no {split} video {name!r}; videos: {names}")
 
     def labels(self, split: str = "testing") -> dict[str, np.ndarray]:
-        """{video: per-frame 0/1 labels} of a split, what `vadlab.metrics` takes."""
+        """{video: per-frame 0/1 labels} of a split, what `vadlab.eval.metrics` takes."""
         return {v.name: v.labels for v in self.split(split)}
 
     def types(self, split: str = "testing") -> dict[str, np.ndarray] | None:
@@ -146,7 +147,8 @@ class Layout:
 def _video_dirs(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
-    return sorted((p for p in folder.iterdir() if p.is_dir() and not is_junk(p.name)), key=lambda p: natural_key(p.name))
+    folders = (p for p in folder.iterdir() if p.is_dir() and not is_junk(p.name))
+    return sorted(folders, key=lambda p: natural_key(p.name))
 
 
 def natural_key(name: str) -> list:

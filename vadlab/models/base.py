@@ -1,47 +1,159 @@
-"""The glue every method implements around its plain `nn.Module` (anomalib's split): the engine only calls these."""
+"""The glue every method implements around its plain `nn.Module` (anomalib's split): the engine only calls these.
+
+A method is a `Method` subclass registered with `vadlab.registry.register_method`. Four hooks are required
+(`build_model`, `training_step`, `score_batch`, `fusion_weights`); every other hook below has a default that fits a
+method trained on the normal training videos with one Adam, and the engine calls each of them for every method:
+
+- data: `training_videos(layout)` (default `layout.training`, normal videos only); `extra_inputs(videos, split)`
+  (default none; MAAM-Net: optical flow per frame); `train_dataset(layout)` and `test_dataset(videos)` (default a
+  `ClipDataset` with labels and extra inputs); `train_batches(dataset, epoch=, seed=, rank=, world_size=,
+  batch_size=)` (default None: shuffled batches).
+- optimisation: `configure_optimizers()` (default Adam(lr) with cosine annealing over the epochs);
+  `on_epoch_start(epoch, context)` (default nothing; staged training sets its phase from `epoch`);
+  `training_step(batch)` (required); `after_optimizer_step(outputs)` (default nothing; memory updates, with the
+  "_..." outputs gathered over processes).
+- test time: `sequential_test` and `reset_test_state()` (default batched scoring, no state); `score_batch(batch)`
+  and `fusion_weights()` (required); `test_statistics()` (default {}; written into metrics.json).
+- looking inside: `inspect(batch)`, `memory_spaces(batch)` (default {}).
+- ablations: the class attribute `ablations`, name -> config overrides (default {}).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable, Sequence
+
+import numpy as np
 import torch
 from torch import nn
 
-from vadlab.data.clips import ClipSpec, clip_at
+from vadlab.data.clips import ClipDataset, ClipSpec, clip_at, frame_size
+
+
+@dataclass
+class MemorySpace:
+    """One memory space of a method for a batch of clips, in the shape generic analysis and figures use.
+
+    MNAD has one (`memory`), DREAM two (`normality`, `abnormality`), MAAM-Net one, STD its cluster centres."""
+
+    queries: torch.Tensor  # (B, K, C): K queries per clip (the positions of a query map)
+    items: torch.Tensor  # (M, C): memory items or cluster centres
+    weights: torch.Tensor | None = None  # (B, K, M): matching probabilities (None: nearest item only)
+    grid: tuple[int, int] | None = None  # (h, w) of the query map when K = h * w, for maps and row colouring
+
+    def nearest(self) -> torch.Tensor:
+        """(B, K) index of each query's item: the largest matching weight, else the smallest distance."""
+        if self.weights is not None:
+            return self.weights.argmax(-1)
+        return torch.cdist(self.queries.float(), self.items.float()[None].expand(len(self.queries), -1, -1)).argmin(-1)
+
+
+@dataclass
+class EpochContext:
+    """What `on_epoch_start` may use: the training data, the optimiser and where the run lives."""
+
+    dataset: Any  # the training dataset (`train_dataset`)
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    seed: int  # the run's seed: derive any randomness from (seed, epoch) so a resumed run repeats it
+    world_size: int = 1
+    extra: dict = field(default_factory=dict)
 
 
 class Method:
     """Training and scoring glue around `self.model` (a plain nn.Module holding all learnable and memory state).
 
-    Subclasses set `name` (the registry name, filled in by `register_method`) and implement `build_model`,
-    `training_step`, `score_batch` and `fusion_weights`.
+    Subclasses set `name` (filled in by `register_method`) and implement `build_model`, `training_step`,
+    `score_batch` and `fusion_weights`; the other hooks (module docstring) have defaults.
     """
 
     name: str = ""
+    # named ablations: name -> config overrides, e.g. {"no_memory": {"use_memory": False}} (`--ablation NAME`)
+    ablations: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, config):
         self.config = config
         self.model: nn.Module = self.build_model()
-        self.train_net: nn.Module = self.model  # training_step's forward passes go here (the DDP wrapper under torchrun)
+        self.train_net: nn.Module = self.model  # forward passes of training_step (the DDP wrapper under torchrun)
 
-    # --- what the engine calls -------------------------------------------------------------------------------
+    # --- the model and its clips ---------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
         raise NotImplementedError
 
     def clip_spec(self) -> ClipSpec:
         return ClipSpec(self.config.frames_in, self.config.predict, self.config.target_index)
 
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(H, W) of the frames the model sees (`image_size` may be one side or (H, W))."""
+        return frame_size(self.config.image_size)
+
     def clip(self, video, t: int) -> dict:
         """The clip (a batch of 1) that scores frame `t` of `video`, at this method's size and channels."""
-        return clip_at(video, t, self.clip_spec(), self.config.image_size, self.config.channels)
+        return clip_at(video, t, self.clip_spec(), self.config.image_size, self.config.channels,
+                       extras=self.extra_inputs([video], video.split))
+
+    # --- data ------------------------------------------------------------------------------------------------------
+    def training_videos(self, layout) -> Sequence:
+        """The videos a method trains on; default the normal training videos (DREAM adds labelled anomalies)."""
+        return layout.training
+
+    def extra_inputs(self, videos: Sequence, split: str) -> dict[str, list[np.ndarray]]:
+        """Per-frame tensors beside the frames, {name: one array (N, ...) per video}; item[name] = array[t] of the
+        scored frame t (e.g. MAAM-Net's optical flow target). Default: none."""
+        return {}
+
+    def train_dataset(self, layout):
+        """The training dataset; its items are dicts with `input`, `target`, `label`, `video`, `index` (+ extras)."""
+        videos = self.training_videos(layout)
+        return ClipDataset(videos, self.clip_spec(), self.config.image_size, self.config.channels,
+                           extras=self.extra_inputs(videos, "training"))
+
+    def test_dataset(self, videos: Sequence):
+        """The dataset `engine.infer` scores, clip by clip in frame order per video."""
+        split = videos[0].split if videos else "testing"
+        return ClipDataset(videos, self.clip_spec(), self.config.image_size, self.config.channels,
+                           extras=self.extra_inputs(videos, split))
+
+    def train_batches(self, dataset, *, epoch: int, seed: int, rank: int, world_size: int,
+                      batch_size: int) -> Iterable[list[int]] | None:
+        """A batch sampler (lists of dataset indices) for this process in `epoch`, or None for the engine's
+        shuffled batches. Depend only on (seed, epoch, rank) so a resumed run sees the same batches; under
+        torchrun return this rank's share of the global batches (e.g. a batch with normal and abnormal clips)."""
+        return None
+
+    # --- optimisation ------------------------------------------------------------------------------------------------
+    def configure_optimizers(self) -> tuple[torch.optim.Optimizer, Any]:
+        """The optimiser (parameter groups with their own learning rates allowed) and a scheduler stepped once per
+        epoch, or None. Called after the model is on its device. Default: Adam(lr), cosine annealing if set."""
+        cfg = self.config
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+        scheduler = None
+        if getattr(cfg, "cosine_schedule", False):
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1))
+        return optimizer, scheduler
+
+    def on_epoch_start(self, epoch: int, context: EpochContext) -> None:
+        """Called before every epoch (0-based), also on resume. Staged training sets its phase here from `epoch`
+        alone (freeze or unfreeze, initialise cluster centres at a stage's first epoch), so resume is bit-exact."""
 
     def training_step(self, batch: dict) -> dict[str, torch.Tensor]:
         """Losses of one batch; must hold "loss" (the total that is back-propagated). Runs in train mode.
 
         Forward passes go through `self.train_net` (so DDP can average gradients); state such as a memory is read
-        from `self.model`. Outputs named "_..." reach `after_optimizer_step`, gathered over processes under torchrun."""
+        from `self.model`. Outputs named "_..." reach `after_optimizer_step`, gathered over processes under
+        torchrun (put the labels a memory update needs there too, e.g. "_labels", so they stay paired)."""
         raise NotImplementedError
 
-    def after_optimizer_step(self, batch: dict, outputs: dict) -> None:
-        """Hook for non-gradient state updates (e.g. a memory update) after the optimiser step."""
+    def after_optimizer_step(self, outputs: dict) -> None:
+        """Non-gradient state updates (e.g. a memory update) after the optimiser step, from the "_..." outputs of
+        `training_step`, concatenated over all processes in rank order under torchrun."""
+
+    # --- test time ---------------------------------------------------------------------------------------------------
+    @property
+    def sequential_test(self) -> bool:
+        """True: a clip's score depends on the clips before it (a test-time update); score one clip at a time."""
+        return False
 
     def reset_test_state(self) -> None:
         """Called before each test video: restore any state a test-time update changes."""
@@ -58,6 +170,15 @@ class Method:
         """Weights of the signals in the frame score, applied after per-video min-max normalisation."""
         raise NotImplementedError
 
+    def test_statistics(self) -> dict[str, Any]:
+        """Numbers about the last scoring pass for the report (e.g. how often a test-time update fired)."""
+        return {}
+
+    # --- looking inside ----------------------------------------------------------------------------------------------
     def inspect(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Tensors worth looking at in a notebook (predictions, queries, matching weights); default: none."""
+        """Tensors worth looking at in a notebook (`output`: prediction or reconstruction (B, Ch, H, W), ...)."""
+        return {}
+
+    def memory_spaces(self, batch: dict) -> dict[str, MemorySpace]:
+        """{name: MemorySpace} of a batch, for the generic memory analysis and figures; {} without a memory."""
         return {}

@@ -27,17 +27,17 @@ Choices where the paper is silent or ambiguous (each tested in tests/test_mnad.p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vadlab import memory
 from vadlab.config import MethodConfig
-from vadlab.metrics import psnr
-from vadlab.models.base import Method
+from vadlab.models.base import MemorySpace, Method
 from vadlab.models.blocks import UNetDecoder, UNetEncoder
+from vadlab.models.ops import psnr
 from vadlab.registry import register_method
 
 
@@ -54,7 +54,8 @@ class MNADConfig(MethodConfig):
     gamma: float = 0.01  # test-time update threshold on the weighted regular score (Eq. 6-7)
     score_lambda: float = 0.6  # lambda of Eq. 16: weight of 1 - g(PSNR) against g(D)
     test_update: bool = True  # update the memory at test time (Sec. 3.1.2); DREAM's authors evaluate with it off
-    loss_form: str = "paper"  # "paper": Eq. 9-12 as written (norms, sums over queries); "mean": MSE, means
+    # "paper": Eq. 9-12 as written (norms, sums over queries); "mean": the public code's MSE and means
+    loss_form: Literal["paper", "mean"] = "paper"
 
 
 class MNADNet(nn.Module):
@@ -104,6 +105,8 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
 class MNAD(Method):
     """MNAD (Park et al., CVPR 2020): memory-guided normality."""
 
+    ablations = {"no_memory": {"use_memory": False}}  # Table 1 "w/o Mem."
+
     def build_model(self) -> nn.Module:
         return MNADNet(self.config)
 
@@ -130,7 +133,7 @@ class MNAD(Method):
         losses["_queries"] = out["queries"].detach()
         return losses
 
-    def after_optimizer_step(self, batch: dict, outputs: dict) -> None:
+    def after_optimizer_step(self, outputs: dict) -> None:
         if self.config.use_memory:  # Eq. 3-5 with the queries of this batch; no gradient
             self.model.memory.copy_(memory.update(outputs["_queries"], self.model.memory))
 
@@ -142,6 +145,10 @@ class MNAD(Method):
     def reset_test_state(self) -> None:
         self._items = self.model.memory.clone() if self.config.use_memory else None
         self.test_updates = getattr(self, "test_updates", 0)
+
+    def test_statistics(self) -> dict:
+        """How many test clips updated the memory (Sec. 3.1.2: a weighted regular score below gamma)."""
+        return {"test_time_memory_updates": getattr(self, "test_updates", 0)}
 
     @torch.no_grad()
     def _forward_test(self, batch: dict) -> dict[str, torch.Tensor]:
@@ -175,6 +182,17 @@ class MNAD(Method):
     def inspect(self, batch: dict) -> dict[str, torch.Tensor]:
         out = self.model(batch["input"], getattr(self, "_items", None))
         return {k: v for k, v in out.items() if k in ("output", "queries", "weights")}
+
+    @torch.no_grad()
+    def memory_spaces(self, batch: dict) -> dict[str, MemorySpace]:
+        """The one memory of MNAD: the queries of the query map, the items, the matching probabilities (Eq. 1)."""
+        if not self.config.use_memory:
+            return {}
+        qmap, _ = self.model.encode(batch["input"])  # (B, C, h, w)
+        queries = qmap.flatten(2).transpose(1, 2)  # (B, K, C)
+        items = self.model.memory  # (M, C)
+        _, weights = memory.read(queries, items)  # (B, K, M), Eq. 1
+        return {"memory": MemorySpace(queries, items, weights, grid=tuple(qmap.shape[-2:]))}
 
 
 _COMMON_PAPER = dict(  # Sec. 4.1 "Training": 256x256 in [-1, 1], H = W = 32, C = 512, M = 10, Adam, batch 4,
@@ -246,7 +264,8 @@ def memory_diagnostics(method: MNAD, videos, batch_size: int = 64) -> dict:
         queries = qmap.flatten(2).transpose(1, 2)  # (B, K, C)
         read, weights = memory.read(queries, items)  # (B, K, C), (B, K, M)
         assignments.append(weights.argmax(-1))  # (B, K)
-        for name, r in (("read", read), ("mean_item", items.mean(0).expand_as(read)), ("zero_read", torch.zeros_like(read))):
+        reads = (("read", read), ("mean_item", items.mean(0).expand_as(read)), ("zero_read", torch.zeros_like(read)))
+        for name, r in reads:
             psnrs[name].append(psnr(_unit(net.decode(qmap, r, skips)), target))
     assign = torch.cat(assignments)  # (N, K)
     usage = torch.bincount(assign.flatten(), minlength=len(items)).double()
@@ -258,43 +277,3 @@ def memory_diagnostics(method: MNAD, videos, batch_size: int = 64) -> dict:
         **{f"psnr_{k}": float(torch.cat(v).mean()) for k, v in psnrs.items()},
         "item_cosine_mean_offdiag": float((sim.sum() - sim.trace()) / max(m * m - m, 1)),
     }
-
-
-@torch.no_grad()
-def sample_queries(method: MNAD, videos, n: int = 2000, seed: int = 0, batch_size: int = 64) -> dict:
-    """`n` queries drawn uniformly (seeded) from all clips of `videos`, for a picture of the memory space (Fig. 6).
-
-    Returns numpy arrays: `queries` (n, C), `nearest` (n,) nearest item (Eq. 11), `row` (n,) the query's row in the
-    query map (0 = top of the frame), `anomalous` (n,) the label of the scored frame (False without labels), and
-    `items` (M, C)."""
-    from vadlab.data.clips import ClipDataset
-
-    net, cfg = method.model.eval(), method.config
-    if not cfg.use_memory:
-        raise ValueError("sample_queries needs a model with a memory (use_memory=True)")
-    items = net.memory  # (M, C)
-    data = ClipDataset(videos, method.clip_spec(), cfg.image_size, cfg.channels)
-    side = net.encode(data[0]["input"][None].to(items.device))[0].shape[-1]  # query map side (square frames)
-    k_total = side * side
-    rng = np.random.default_rng(seed)
-    picks = np.sort(rng.choice(len(data) * k_total, size=min(n, len(data) * k_total), replace=False))
-    clip_of, pos_of = picks // k_total, picks % k_total  # which clip, which query position
-    keep = np.unique(clip_of)
-    out = {"queries": [], "nearest": [], "row": [], "anomalous": []}
-    for start in range(0, len(keep), batch_size):
-        chunk = keep[start:start + batch_size]
-        batch = torch.utils.data.default_collate([data[int(i)] for i in chunk])
-        qmap, _ = net.encode(batch["input"].to(items.device))  # (B, C, h, w)
-        queries = qmap.flatten(2).transpose(1, 2)  # (B, K, C)
-        _, weights = memory.read(queries, items)  # (B, K, M)
-        for b, ci in enumerate(chunk):
-            pos = pos_of[clip_of == ci]
-            video, t = data.index[ci]
-            labels = data.videos[video].labels
-            out["queries"].append(queries[b, pos].cpu().numpy())
-            out["nearest"].append(weights[b, pos].argmax(-1).cpu().numpy())
-            out["row"].append(pos // side)
-            out["anomalous"].append(np.full(len(pos), bool(labels[t]) if labels is not None else False))
-    sample = {k: np.concatenate(v) for k, v in out.items()}
-    sample["items"] = items.cpu().numpy()
-    return sample

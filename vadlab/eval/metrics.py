@@ -1,4 +1,5 @@
-"""Evaluation metrics shared by every method: PSNR, min-max normalisation, score fusion, AUC, EER, pixel AUC.
+"""The evaluation protocol on per-frame scores: frame AUC (micro), per-video and macro AUC, AUC per anomaly
+type, EER, pixel AUC, and `evaluate`, the report every method writes.
 
 Conventions (DESIGN.md, "Evaluation protocol"):
 
@@ -9,244 +10,38 @@ Conventions (DESIGN.md, "Evaluation protocol"):
   never shifted to fit the scores.
 * Labels are per-frame 0/1, one entry per frame, keyed by the same video names.
 * The headline number is the papers' protocol: each raw signal min-max normalised per video (MNAD Eq. 17),
-  fused by the method's weights (MNAD Eq. 16), pooled over all videos, ``sklearn.metrics.roc_auc_score``.
+  fused by the method's weights (MNAD Eq. 16, `vadlab.eval.scores`), pooled over all videos,
+  ``sklearn.metrics.roc_auc_score``.
 
 Bad input raises :class:`MetricsError` (a ``ValueError``) whose message names the video.
 """
 
 from __future__ import annotations
 
-import math
-import sys
 from typing import Any, Mapping
 
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from vadlab.errors import VadlabError
+from vadlab.eval._validate import MetricsError, _as_labels, _as_scores
+from vadlab.eval.scores import fuse, normalise
 
 __all__ = [
     "MetricsError",
-    "PSNR_CAP_DB",
-    "NORMALISE_MODES",
-    "psnr",
-    "minmax",
-    "normalise",
-    "fuse",
     "eer",
     "frame_auc",
+    "video_aucs",
     "macro_auc",
     "per_type_auc",
     "pixel_auc",
     "evaluate",
 ]
 
-#: PSNR reported for a perfect reconstruction (mse == 0): finite, so -PSNR can be min-max normalised.
-#: Any mse below ``peak**2 * 10**(-PSNR_CAP_DB / 10)`` is clamped to it, so PSNR never exceeds the cap.
-PSNR_CAP_DB = 100.0
-
-#: Normalisation modes: per-video min-max (the papers' protocol), min-max over all videos pooled, raw.
-NORMALISE_MODES = ("video", "global", "none")
-
 #: The type name a normal frame carries in ``types`` arrays (see vadlab.data.layout).
 NORMAL_TYPE = "normal"
 
 
-class MetricsError(VadlabError, ValueError):
-    """Scores, labels, types or masks that cannot be evaluated; the message names the video."""
-
-
-# ----------------------------------------------------------------------------------------------- PSNR
-
-
-def _is_tensor(x: Any) -> bool:
-    torch = sys.modules.get("torch")  # if torch was never imported, x cannot be a tensor
-    return torch is not None and isinstance(x, torch.Tensor)
-
-
-def psnr(pred: Any, target: Any, peak: float = 1.0) -> Any:
-    """Per-frame PSNR in dB, ``10 * log10(peak**2 / mse)`` (MNAD Eq. 15 as implemented in practice).
-
-    Images are expected in ``[0, peak]`` (``peak=1.0`` for [0, 1] images). Shapes: ``(B, C, H, W)`` gives
-    ``(B,)``; a single image ``(C, H, W)`` or ``(H, W)`` gives a 0-d result. Torch tensors return a tensor on
-    the same device (computed in at least float32, no host sync, differentiable); numpy inputs return float64
-    numpy. An mse of 0 (or below ``peak**2 * 10**(-PSNR_CAP_DB/10)``) gives the finite cap ``PSNR_CAP_DB``.
-    """
-    if peak <= 0 or not math.isfinite(peak):
-        raise MetricsError(f"psnr: peak must be a positive finite number, got {peak!r}")
-    if _is_tensor(pred) or _is_tensor(target):
-        import torch
-
-        pred_t = torch.as_tensor(pred)
-        target_t = torch.as_tensor(target, device=pred_t.device)
-        if pred_t.shape != target_t.shape:
-            raise MetricsError(f"psnr: pred shape {tuple(pred_t.shape)} != target shape {tuple(target_t.shape)}")
-        dtype = torch.float64 if torch.float64 in (pred_t.dtype, target_t.dtype) else torch.float32
-        diff = pred_t.to(dtype) - target_t.to(dtype)
-        dims = _psnr_dims(diff.ndim)
-        mse = diff.pow(2).mean(dim=dims)  # (B,) or ()
-        floor = peak**2 * 10.0 ** (-PSNR_CAP_DB / 10.0)
-        return 10.0 * torch.log10(peak**2 / mse.clamp_min(floor))
-    pred_a = np.asarray(pred, dtype=np.float64)
-    target_a = np.asarray(target, dtype=np.float64)
-    if pred_a.shape != target_a.shape:
-        raise MetricsError(f"psnr: pred shape {pred_a.shape} != target shape {target_a.shape}")
-    dims = _psnr_dims(pred_a.ndim)
-    mse = np.mean((pred_a - target_a) ** 2, axis=dims)  # (B,) or ()
-    floor = peak**2 * 10.0 ** (-PSNR_CAP_DB / 10.0)
-    return 10.0 * np.log10(peak**2 / np.maximum(mse, floor))
-
-
-def _psnr_dims(ndim: int) -> tuple[int, ...]:
-    if ndim == 4:  # (B, C, H, W): one value per frame
-        return (1, 2, 3)
-    if ndim in (2, 3):  # one image (H, W) or (C, H, W)
-        return tuple(range(ndim))
-    raise MetricsError(f"psnr: expected (B, C, H, W), (C, H, W) or (H, W), got {ndim} dimensions")
-
-
-# ------------------------------------------------------------------------------------ normalisation
-
-
-def minmax(x: Any) -> np.ndarray:
-    """Min-max normalise one video's signal to [0, 1] (MNAD Eq. 17), ignoring NaN frames.
-
-    NaN frames stay NaN. A constant video (max == min over its scored frames) maps to zeros: it carries no
-    ranking information inside the video. An all-NaN video stays all NaN.
-    """
-    a = np.array(x, dtype=np.float64)  # a copy
-    finite = ~np.isnan(a)
-    if not finite.any():
-        return a
-    lo = a[finite].min()
-    hi = a[finite].max()
-    out = np.full_like(a, np.nan)
-    # Eq. 17: g(x) = (x - min_t x) / (max_t x - min_t x); constant video -> 0
-    out[finite] = (a[finite] - lo) / (hi - lo) if hi > lo else 0.0
-    return out
-
-
-def normalise(signals: Mapping[str, Any], mode: str) -> dict[str, np.ndarray]:
-    """Normalise one signal ``{video: raw per-frame}`` by ``mode``.
-
-    ``"video"``: per-video min-max (the papers' protocol, uses the whole test video);
-    ``"global"``: one min-max over the scored frames of all videos pooled (a constant pool maps to zeros);
-    ``"none"``: the raw values as float64. NaN frames stay NaN in every mode.
-    """
-    return _normalise(signals, mode, what="scores")
-
-
-def _normalise(signals: Mapping[str, Any], mode: str, what: str) -> dict[str, np.ndarray]:
-    if mode not in NORMALISE_MODES:
-        raise MetricsError(f"unknown normalisation mode {mode!r}; choose one of {', '.join(NORMALISE_MODES)}")
-    arrays = {video: _as_scores(values, video, what) for video, values in signals.items()}
-    if mode == "video":
-        return {video: minmax(a) for video, a in arrays.items()}
-    if mode == "none":
-        return arrays
-    # "global": one min and one max over all videos' scored frames
-    scored = [a[~np.isnan(a)] for a in arrays.values()]
-    pool = np.concatenate(scored) if scored else np.empty(0)
-    if pool.size == 0:
-        return arrays
-    lo, hi = pool.min(), pool.max()
-    if hi > lo:
-        return {video: (a - lo) / (hi - lo) for video, a in arrays.items()}
-    return {video: np.where(np.isnan(a), np.nan, 0.0) for video, a in arrays.items()}  # constant pool -> zeros
-
-
-def fuse(
-    signals: Mapping[str, Mapping[str, Any]],
-    weights: Mapping[str, float],
-    mode: str = "video",
-) -> dict[str, np.ndarray]:
-    """Fuse several per-frame signals into one anomaly score per frame (MNAD Eq. 16, generalised).
-
-    ``signals`` is ``{signal_name: {video: raw per-frame}}``, each raw signal already oriented "higher = more
-    anomalous" (e.g. ``-PSNR``, a feature distance). Each signal is normalised by ``mode`` (see
-    :func:`normalise`), then ``score = sum_k weights[k] * norm_k``. MNAD's Eq. 16 is
-    ``weights={"neg_psnr": lam, "distance": 1 - lam}``, since ``1 - g(P) = g(-P)`` under min-max.
-
-    Every signal needs a weight (give 0 to carry a signal only for its own AUC) and every weight a signal;
-    weights must be finite, non-negative (orient the signal instead of using a negative weight) and not all 0.
-    They need not sum to 1 (a common scale does not change any AUC). A frame is NaN in the fused score when
-    any signal with a non-zero weight is NaN there; zero-weight signals are skipped entirely.
-    """
-    if not signals:
-        raise MetricsError("fuse: no signals given")
-    missing = sorted(set(signals) - set(weights))
-    if missing:
-        raise MetricsError(f"fuse: no weight for signal(s) {missing}; give weight 0 to keep a signal out of the fusion")
-    extra = sorted(set(weights) - set(signals))
-    if extra:
-        raise MetricsError(f"fuse: weight(s) given for unknown signal(s) {extra}; signals are {sorted(signals)}")
-    for name, w in weights.items():
-        if not (isinstance(w, (int, float, np.floating, np.integer)) and math.isfinite(float(w)) and w >= 0):
-            raise MetricsError(f"fuse: weight for signal {name!r} must be a finite number >= 0, got {w!r}")
-    if not any(float(w) > 0 for w in weights.values()):
-        raise MetricsError(f"fuse: all weights are 0: {dict(weights)}")
-
-    names = list(signals)
-    ref_name = names[0]
-    ref_videos = list(signals[ref_name])
-    normed = {}
-    for name in names:
-        videos = signals[name]
-        if set(videos) != set(ref_videos):
-            only_here = sorted(set(videos) - set(ref_videos))
-            only_there = sorted(set(ref_videos) - set(videos))
-            raise MetricsError(
-                f"fuse: signal {name!r} and signal {ref_name!r} cover different videos "
-                f"(only in {name!r}: {only_here}; only in {ref_name!r}: {only_there})"
-            )
-        normed[name] = _normalise(videos, mode, what=f"signal {name!r}")
-
-    fused = {}
-    for video in ref_videos:
-        n = normed[ref_name][video].shape[0]
-        total = np.zeros(n, dtype=np.float64)
-        for name in names:
-            a = normed[name][video]
-            if a.shape[0] != n:
-                raise MetricsError(
-                    f"fuse: video {video!r} has {a.shape[0]} frames in signal {name!r} "
-                    f"but {n} in signal {ref_name!r}"
-                )
-            w = float(weights[name])
-            if w > 0:  # Eq. 16: weighted sum of normalised signals
-                total = total + w * a
-        fused[video] = total
-    return fused
-
-
 # ------------------------------------------------------------------------------------ validation
-
-
-def _as_scores(values: Any, video: str, what: str = "scores") -> np.ndarray:
-    a = np.asarray(values, dtype=np.float64)
-    if a.ndim != 1:
-        raise MetricsError(f"video {video!r}: {what} must be 1-D (one value per frame), got shape {a.shape}")
-    if np.isinf(a).any():
-        i = int(np.flatnonzero(np.isinf(a))[0])
-        raise MetricsError(f"video {video!r}: {what} hold an infinite value at frame {i}; use NaN for unscored frames")
-    return a.copy()
-
-
-def _as_labels(values: Any, video: str) -> np.ndarray:
-    a = np.asarray(values)
-    if a.ndim != 1:
-        raise MetricsError(f"video {video!r}: labels must be 1-D (one 0/1 per frame), got shape {a.shape}")
-    if a.dtype == bool:
-        return a.astype(np.int8)
-    try:
-        num = a.astype(np.float64)
-    except (TypeError, ValueError):
-        raise MetricsError(f"video {video!r}: labels must be 0/1, got dtype {a.dtype}") from None
-    bad = ~np.isin(num, (0.0, 1.0))  # NaN is not 0/1 either
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise MetricsError(f"video {video!r}: labels must be 0/1, got {a[i].item()!r} at frame {i}")
-    return num.astype(np.int8)
 
 
 def _check(scores: Mapping[str, Any], labels: Mapping[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:

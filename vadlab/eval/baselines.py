@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from vadlab import metrics
 from vadlab.data.clips import load_frames
 from vadlab.data.layout import Layout, Video
+from vadlab.eval.metrics import evaluate
 
 
 def frame_difference(frames: np.ndarray) -> np.ndarray:
@@ -28,11 +28,11 @@ def frame_difference_scores(videos: list[Video] | tuple[Video, ...], size: int =
 
 
 def evaluate_frame_difference(layout: Layout, size: int = 64, only: dict[str, np.ndarray] | None = None) -> dict:
-    """The evaluation report (`vadlab.metrics.evaluate`) of the frame-difference baseline on the test split.
+    """The evaluation report (`vadlab.eval.metrics.evaluate`) of the frame-difference baseline on the test split.
 
     `only` ({video: (N,) bool}) restricts it to the frames a method scored, for a like-for-like comparison with a
     method that leaves more frames out (per-video min-max then runs over those frames too)."""
     scores = frame_difference_scores(layout.testing, size)
     if only is not None:
         scores = {v: np.where(only[v], s, np.nan) for v, s in scores.items()}
-    return metrics.evaluate({"frame_diff": scores}, {"frame_diff": 1.0}, layout.labels(), types=layout.types())
+    return evaluate({"frame_diff": scores}, {"frame_diff": 1.0}, layout.labels(), types=layout.types())

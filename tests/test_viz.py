@@ -1,0 +1,90 @@
+"""vadlab.viz memory figures for any memory size: MNAD's 10 items, STD's 32 clusters, MAAM-Net's hundreds."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from vadlab import viz
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_png(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG and len(data) > 2048, (path.name, len(data))
+
+
+def _sample(n_items: int, n: int = 120, dim: int = 8, seed: int = 0, grid: bool = True) -> dict:
+    """Queries around the items (so t-SNE has structure), as `vadlab.analysis.sample_memory_space` returns them."""
+    rng = np.random.default_rng(seed)
+    items = rng.normal(size=(n_items, dim))  # (M, C)
+    nearest = rng.integers(0, n_items, n)  # (N,)
+    queries = items[nearest] + 0.3 * rng.normal(size=(n, dim))  # (N, C)
+    return {"queries": queries, "items": items, "nearest": nearest,
+            "row": rng.integers(0, 8, n) if grid else np.full(n, -1), "anomalous": rng.random(n) < 0.2,
+            "space": "memory", "method": "test"}
+
+
+@pytest.mark.parametrize("n_items", [3, 32, 500])
+def test_item_colours_any_size(n_items):
+    cmap, norm, _ = viz.item_colours(n_items)
+    rgba = cmap(norm(np.arange(n_items)))  # (M, 4)
+    assert rgba.shape == (n_items, 4)
+    if n_items <= 10:  # item i keeps tab10's colour i, as before
+        np.testing.assert_allclose(rgba[:, :3], np.array(plt.get_cmap("tab10").colors[:n_items]))
+    else:  # the first and the last item differ, nothing is clipped to one end of the map
+        assert not np.allclose(rgba[0], rgba[-1]) and 0.0 <= norm(n_items - 1) <= 1.0
+
+
+@pytest.mark.parametrize("n_items", [3, 32, 500])
+def test_memory_maps_and_tsne_any_size(n_items, tmp_path):
+    torch.manual_seed(0)
+    batch = {"target": torch.rand(1, 1, 32, 32) * 2 - 1}  # (B, Ch, H, W) in [-1, 1]
+    inspected = {"output": torch.rand(1, 1, 32, 32) * 2 - 1,
+                 "weights": torch.softmax(torch.randn(1, 64, n_items), -1)}  # (B, K = 8 x 8, M)
+    fig = viz.plot_memory_maps(batch, inspected, title=f"{n_items} items", path=tmp_path / "maps.png")
+    plt.close(fig)
+    _check_png(tmp_path / "maps.png")
+
+    fig = viz.plot_memory_tsne(_sample(n_items), path=tmp_path / "tsne.png")
+    assert len(fig.axes) >= 4  # three panels and the item colourbar
+    plt.close(fig)
+    _check_png(tmp_path / "tsne.png")
+
+
+def test_tsne_several_spaces_and_no_grid(tmp_path):
+    """DREAM-like: two named spaces of different sizes, one row each; a space without a grid has no row panel."""
+    spaces = {"normality": _sample(10, seed=1), "abnormality": _sample(40, seed=2, grid=False)}
+    fig = viz.plot_memory_tsne(spaces, title="two spaces", path=tmp_path / "two.png")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "nearest item (normality)" in titles and "nearest item (abnormality)" in titles
+    assert titles.count("row of the query in the frame") == 1
+    plt.close(fig)
+    _check_png(tmp_path / "two.png")
+
+
+def test_memory_maps_non_square_grid(tmp_path):
+    batch = {"target": torch.zeros(1, 1, 16, 32)}
+    inspected = {"output": torch.zeros(1, 1, 16, 32), "weights": torch.softmax(torch.randn(1, 4 * 8, 32), -1)}
+    fig = viz.plot_memory_maps(batch, inspected, grid=(4, 8), path=tmp_path / "grid.png")
+    assert fig.axes[3].images[0].get_array().shape == (4, 8)
+    plt.close(fig)
+    _check_png(tmp_path / "grid.png")
+
+
+@pytest.mark.parametrize("n_items,grid", [(3, (4, 8)), (500, None)])
+def test_space_maps_any_size(n_items, grid, tmp_path):
+    """`plot_space_maps` on a `MemorySpace` (what `Method.memory_spaces` returns), with and without a grid."""
+    from vadlab.models.base import MemorySpace
+
+    queries = torch.randn(1, 32, 6)  # (B, K, C)
+    items = torch.randn(n_items, 6)  # (M, C)
+    weights = torch.softmax(queries @ items.T, -1) if grid else None  # (B, K, M); None: nearest by distance
+    space = MemorySpace(queries, items, weights, grid=grid)
+    fig = viz.plot_space_maps({"target": torch.zeros(1, 1, 16, 32)}, space, title="space", path=tmp_path / "s.png")
+    assert len(fig.axes[0].images) == 1 and fig.axes[1].images[0].get_array().shape == (grid or (1, 32))
+    plt.close(fig)
+    _check_png(tmp_path / "s.png")

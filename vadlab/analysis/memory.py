@@ -1,0 +1,73 @@
+"""Memory spaces of any method (the `Method.memory_spaces` hook), sampled for pictures such as MNAD's Fig. 6."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import default_collate
+
+from vadlab.errors import ConfigError
+
+
+def _device(method) -> torch.device:
+    return next(iter(method.model.parameters())).device
+
+
+@torch.no_grad()
+def memory_space_names(method, videos) -> list[str]:
+    """Names of the memory spaces a method exposes ([] for a method without a memory)."""
+    data = method.test_dataset(videos)
+    batch = default_collate([data[0]])
+    batch = {k: v.to(_device(method)) if torch.is_tensor(v) else v for k, v in batch.items()}
+    method.model.eval()
+    return list(method.memory_spaces(batch))
+
+
+@torch.no_grad()
+def sample_memory_space(method, videos, space: str | None = None, *, n: int = 2000, seed: int = 0,
+                        batch_size: int = 64) -> dict:
+    """`n` queries of memory space `space` (default: the first) drawn uniformly (seeded) from all clips of `videos`.
+
+    Returns numpy arrays: `queries` (n, C), `nearest` (n,) the item each query is matched to, `row` (n,) the
+    query's row in its query map (0 = top of the frame; -1 when the space has no grid), `anomalous` (n,) the label
+    of the scored frame, and `items` (M, C); plus `space` (its name) and `method` (the method's name)."""
+    method.model.eval()
+    device = _device(method)
+    data = method.test_dataset(videos)
+    names = memory_space_names(method, videos)
+    if not names:
+        raise ConfigError(f"{method.name} exposes no memory space (Method.memory_spaces is empty for this config)")
+    space = names[0] if space is None else space
+    if space not in names:
+        raise ConfigError(f"unknown memory space {space!r} of {method.name}; its spaces: {', '.join(names)}")
+
+    def spaces_of(indices) -> dict:
+        batch = default_collate([data[int(i)] for i in indices])
+        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        return method.memory_spaces(batch)[space]
+
+    first = spaces_of([0])
+    k_total = first.queries.shape[1]  # queries per clip
+    width = first.grid[1] if first.grid is not None else None
+    rng = np.random.default_rng(seed)
+    picks = np.sort(rng.choice(len(data) * k_total, size=min(n, len(data) * k_total), replace=False))
+    clip_of, pos_of = picks // k_total, picks % k_total  # which clip, which query position
+    keep = np.unique(clip_of)
+    out = {"queries": [], "nearest": [], "row": [], "anomalous": []}
+    items = first.items
+    for start in range(0, len(keep), batch_size):
+        chunk = keep[start:start + batch_size]
+        ms = spaces_of(chunk)
+        nearest = ms.nearest()  # (B, K)
+        items = ms.items
+        for b, ci in enumerate(chunk):
+            pos = pos_of[clip_of == ci]
+            video, t = data.index[ci]
+            out["queries"].append(ms.queries[b, pos].float().cpu().numpy())
+            out["nearest"].append(nearest[b, pos].cpu().numpy())
+            out["row"].append(pos // width if width else np.full(len(pos), -1))
+            out["anomalous"].append(np.full(len(pos), bool(data.labels[video][t])))
+    sample = {k: np.concatenate(v) for k, v in out.items()}
+    sample["items"] = items.float().cpu().numpy()
+    sample["space"], sample["method"] = space, method.name
+    return sample
