@@ -46,8 +46,9 @@ def test_checkpoint_holds_everything_needed_to_resume(random_layout, tmp_path):
     run = tmp_path / "run"
     engine.fit(create_method("mnad_pred", "smoke", epochs=2), random_layout, run, device="cpu", progress=False)
     state = torch.load(run / engine.CHECKPOINT, weights_only=False)
-    assert {"model", "optimizer", "scheduler", "rng", "epoch", "history", "config", "method"} <= set(state)
+    assert {"model", "optimizer", "scheduler", "rng", "epoch", "history", "config", "method", "format"} <= set(state)
     assert state["epoch"] == 2 and len(state["history"]) == 2
+    assert state["format"] == 1 and state["position"] is None  # written at an epoch's end, not inside one
     assert not list(run.glob(".*.tmp"))  # atomic writes leave no temp files
     run_info = json.loads((run / "run.json").read_text())
     assert run_info["method"] == "mnad_pred" and run_info["config"]["epochs"] == 2
@@ -97,6 +98,15 @@ def test_train_and_evaluate_on_real_ped2_mini(ped2_mini, tmp_path):
     assert report["frames_total"] == 510 and report["frames_left_out"] == 12  # 4 per video, never filled in
     assert report["pixel_auc_videos"] == 3 and 0.0 <= report["pixel_auc"] <= 1.0
     assert report["baseline_frame_difference"]["frames_left_out"] == 3
+
+
+def test_resume_after_a_kill_between_checkpoint_and_history_rewrites_the_history(random_layout, tmp_path):
+    run = tmp_path / "run"
+    engine.fit(create_method("mnad_pred", "smoke", epochs=2), random_layout, run, device="cpu", progress=False)
+    (run / "history.json").write_text(json.dumps(json.loads((run / "history.json").read_text())[:1]))  # one behind
+    engine.fit(create_method("mnad_pred", "smoke", epochs=2), random_layout, run, device="cpu", progress=False,
+               resume=True)
+    assert len(json.loads((run / "history.json").read_text())) == 2
 
 
 def test_resume_refuses_a_different_config(random_layout, tmp_path):

@@ -88,3 +88,14 @@ def test_space_maps_any_size(n_items, grid, tmp_path):
     assert len(fig.axes[0].images) == 1 and fig.axes[1].images[0].get_array().shape == (grid or (1, 32))
     plt.close(fig)
     _check_png(tmp_path / "s.png")
+
+
+def test_history_plot_takes_terms_that_start_late_and_skips_text(tmp_path):
+    """A staged method logs a term from its second stage on; the engine may add a text `warning` to a record."""
+    history = [{"epoch": 1, "lr": 1e-3, "seconds": 1.0, "loss": 1.0, "rec": 1.0},
+               {"epoch": 2, "lr": 1e-3, "seconds": 1.0, "loss": 0.9, "rec": 0.5, "triplet": 0.4,
+                "warning": "loss unchanged for 3 epochs"}]
+    fig = viz.plot_history(history, path=tmp_path / "loss.png")
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert labels == ["loss", "rec", "triplet"]
+    assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"

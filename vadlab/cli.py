@@ -1,13 +1,18 @@
-"""The `vadlab` command. Bad input (unknown method, preset or key; malformed data) exits with status 2."""
+"""The `vadlab` command. Bad input (unknown method, preset or key; malformed data), a run folder in use and a
+diverged training exit with status 2; a training stopped by SIGINT or SIGTERM exits 130 or 143 after saving a
+checkpoint it resumes from (`--resume`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 import sys
+import warnings
 from pathlib import Path
 
-from vadlab.errors import VadlabError
+from vadlab.errors import Interrupted, VadlabError, VadlabWarning
 
 
 def _cmd_list(args) -> int:
@@ -55,10 +60,22 @@ def _print_summary(layout) -> None:
               f"anomalous {row['anomalous_frames']:6d}  with masks {row['videos_with_masks']}")
 
 
+def _out_folder(path: str) -> str:
+    """`--out` must name a folder: an existing file there (or above it) exits 2 instead of a traceback."""
+    for p in (Path(path), *Path(path).parents):
+        if p.exists():
+            if not p.is_dir():
+                raise VadlabError(f"--out {path}: {p} is a file; --out names a folder")
+            break
+    return path
+
+
 def _cmd_train(args) -> int:
     from vadlab import engine
     from vadlab.config import parse_set_args
     from vadlab.registry import create_method
+
+    _out_folder(args.out)
 
     overrides = parse_set_args(args.set)
     if args.epochs is not None:
@@ -95,6 +112,7 @@ def _report(report: dict) -> int:
 def _cmd_baseline(args) -> int:
     from vadlab.reports import baseline_report
 
+    _out_folder(args.out)
     report = baseline_report(args.data, args.out, size=args.size)
     print(f"frame-difference baseline: micro AUC {report['micro_auc']:.4f}  macro {report['macro_auc']:.4f}  "
           f"EER {report['eer']:.4f} -> {Path(args.out) / 'metrics.json'}")
@@ -104,6 +122,7 @@ def _cmd_baseline(args) -> int:
 def _cmd_demo(args) -> int:
     from vadlab.reports import demo
 
+    _out_folder(args.out)
     demo(args.data, args.out, method=args.method, preset=args.preset, train=not args.no_train)
     return 0
 
@@ -119,6 +138,7 @@ def _cmd_report(args) -> int:
             params[key] = value
     if not Path(args.notebook).is_file():
         raise VadlabError(f"{args.notebook}: no such notebook")
+    _out_folder(args.out)
     from papermill.exceptions import PapermillExecutionError
 
     try:
@@ -146,6 +166,8 @@ def _cmd_curves(args) -> int:
 def _cmd_compare(args) -> int:
     from vadlab.reports import compare_runs
 
+    if args.out:
+        _out_folder(args.out)
     compare_runs(args.groups, args.out, metric=args.metric)
     return 0
 
@@ -238,13 +260,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _messages_for_our_warnings(show):
+    """`warnings.showwarning` that prints a VadlabWarning as a message (not a source location), others as `show`."""
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, VadlabWarning):
+            print(f"vadlab: warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return show_warning
+
+
+def _resume_command(argv: list[str]) -> str:
+    """The command that continues an interrupted `train`: the same arguments with --resume."""
+    prefix = "torchrun ... -m vadlab.cli" if int(os.environ.get("WORLD_SIZE", 1)) > 1 else "vadlab"
+    return f"{prefix} {shlex.join(argv)}" + ("" if "--resume" in argv else " --resume")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except VadlabError as exc:
-        print(f"vadlab: error: {exc}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _messages_for_our_warnings(warnings.showwarning)
+        try:
+            return args.func(args)
+        except Interrupted as exc:
+            print(f"vadlab: {exc}", file=sys.stderr)
+            if int(os.environ.get("RANK", 0)) == 0:
+                print(f"resume with: {_resume_command(argv)}", file=sys.stderr)
+            return exc.exit_status
+        except VadlabError as exc:
+            print(f"vadlab: error: {exc}", file=sys.stderr)
+            return exc.exit_status
+        except KeyboardInterrupt:  # Ctrl-C outside a training step (loading, scoring): no traceback
+            print("vadlab: interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

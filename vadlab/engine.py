@@ -9,13 +9,20 @@ batch sampler), outputs whose name starts with "_" (e.g. MNAD's queries) are gat
 `after_optimizer_step`, so a memory update sees the global batch, and only rank 0 writes files and shows progress.
 
 A run folder holds `run.json` (what was run), `checkpoint.pt` (model with its memory, optimiser, scheduler, RNG
-states, epoch, history; written atomically after every epoch), `history.json`, and after evaluation
+states, epoch, history, `format`; written atomically after every epoch), `history.json`, and after evaluation
 `metrics.json` and `scores.npz`. `fit(..., resume=True)` continues from the last checkpoint and, on the CPU with
 the same seed, ends with the same weights as an uninterrupted run.
+
+Nothing silent, nothing clobbered (`vadlab.runs`): `run.lock` keeps a second training or evaluation out of the
+folder; a NaN or Inf loss term stops training before that step's optimiser step (`DivergenceError`); SIGINT or
+SIGTERM stop it after the current step with a checkpoint that also holds the position inside the epoch
+(`"position"`: batches done, the epoch's running loss sums, the RNG states at the epoch's start), from which a
+resume replays the epoch's start (hook, loader), restores the state and skips the batches done: same weights.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -27,11 +34,11 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, RandomSampler
 from tqdm.auto import tqdm
 
-from vadlab import distributed
-from vadlab.config import apply_overrides
+from vadlab import distributed, runs
+from vadlab.config import apply_overrides, check_fits_data
 from vadlab.data.layout import as_layout
 from vadlab.distributed import world  # noqa: F401  (public: `engine.world()` is used by the CLI)
 from vadlab.errors import DataError, VadlabError
@@ -91,17 +98,30 @@ def fit(method, data, out: str | os.PathLike, *, seed: int = 0, device: str = "a
 
     `stop_after=N` stops after epoch N as if interrupted (the schedule still spans `config.epochs`);
     `on_epoch(epoch, history)` is called after every epoch (e.g. a live loss plot). Returns the history.
+
+    `out` is locked while training (`vadlab.runs`). SIGINT/SIGTERM stop training after the current step with a
+    checkpoint of the position inside the epoch and raise `Interrupted`; a NaN or Inf loss term stops it before that
+    step's optimiser step and raises `DivergenceError`, leaving the last good checkpoint untouched.
     """
     out = Path(out)
     layout = as_layout(data)  # validate before anything is written
-    out.mkdir(parents=True, exist_ok=True)
+    check_fits_data(method.config, method.training_videos(layout))  # a clip longer than a training video
+    runs.make_run_folder(out)
+    group = distributed.join(resolve_device(device))
+    with runs.lock(out, "training", group), runs.Interrupts() as interrupts:
+        history = _train(method, layout, out, group, interrupts, seed=seed, resume=resume,
+                         progress=progress and group.main, stop_after=stop_after, on_epoch=on_epoch)
+    distributed.leave(group)
+    return history
+
+
+def _train(method, layout, out: Path, group, interrupts: runs.Interrupts, *, seed: int, resume: bool, progress: bool,
+           stop_after: int | None, on_epoch) -> list[dict]:
     cfg = method.config
     ckpt_file = out / CHECKPOINT
     if ckpt_file.exists() and not resume:
         raise DataError(f"{ckpt_file}: a run already exists here; pass --resume to continue it or choose another --out")
-    group = distributed.join(resolve_device(device))
     dev, n_procs = group.device, group.size
-    progress = progress and group.main
 
     set_seed(seed)
     method.model = method.build_model()  # built under the seed: same init, same memory items, every time
@@ -111,21 +131,13 @@ def fit(method, data, out: str | os.PathLike, *, seed: int = 0, device: str = "a
     optimizer, scheduler = method.configure_optimizers()
 
     history: list[dict] = []
-    start_epoch = 0
+    start_epoch, state, position = 0, None, None
     if resume and ckpt_file.exists():
-        state = torch.load(ckpt_file, map_location=dev, weights_only=False)
-        if state["method"] != method.name:
-            raise DataError(f"{ckpt_file}: holds a {state['method']} run, not {method.name}")
-        changed = sorted(k for k, v in asdict(cfg).items() if k != "epochs" and state["config"].get(k) != v)
-        if changed:  # only the epoch count may change on resume
-            raise DataError(f"{ckpt_file}: cannot resume with a different config: "
-                            + ", ".join(f"{k} {state['config'].get(k)!r} -> {getattr(cfg, k)!r}" for k in changed))
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler"):
-            scheduler.load_state_dict(state["scheduler"])
-        history, start_epoch = state["history"], state["epoch"]
-        _set_rng_state(state["rng"])
+        state = runs.read_checkpoint(ckpt_file, dev, method=method.name)
+        _check_same_config(state, cfg, ckpt_file)
+        _load_training_state(state, model, optimizer, scheduler)
+        history, start_epoch, position = state["history"], state["epoch"], state.get("position")
+    kept = runs.describe_checkpoint(ckpt_file, state and state["epoch"], position)  # what a divergence leaves
 
     # what training_step calls: the model, or its DDP wrapper (same init on every rank, gradients averaged)
     method.train_net = distributed.wrap(model, group)
@@ -138,22 +150,48 @@ def fit(method, data, out: str | os.PathLike, *, seed: int = 0, device: str = "a
             "device": str(dev), "train_clips": len(dataset), "processes": n_procs, "git_commit": git_commit(),
             "torch": torch.__version__, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         })
+        if history:  # the checkpoint's history: a kill between the checkpoint and history.json left it behind
+            write_json(out / "history.json", history)
     context = EpochContext(dataset=dataset, optimizer=optimizer, device=dev, seed=seed, world_size=n_procs)
+
+    def save(epochs_done: int, position: dict | None = None) -> None:
+        if group.main:
+            runs.save_checkpoint(ckpt_file, {
+                "method": method.name, "config": asdict(cfg), "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
+                "epoch": epochs_done, "history": history, "rng": _get_rng_state(), "seed": seed,
+                "position": position,
+            })
+            write_json(out / "history.json", history)
 
     last = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
     for epoch in range(start_epoch, last):
+        resumed = position if epoch == start_epoch else None  # set when the checkpoint was written inside this epoch
+        if resumed:
+            _set_rng_state(resumed["rng_epoch_start"])  # replay the epoch's start (hook, loader) as it ran
+        epoch_rng = _get_rng_state()
         method.on_epoch_start(epoch, context)
         model.train()
-        loader = _train_loader(method, dataset, epoch, seed, group, drop_last, dev)
+        done = resumed["batches_done"] if resumed else 0
+        loader = _train_loader(method, dataset, epoch, seed, group, drop_last, dev, skip=done)
+        batches, n_steps = _iterate(loader), done + len(loader)
         sums: dict[str, torch.Tensor] = {}
         t0 = time.perf_counter()
-        bar = tqdm(loader, desc=f"{method.name} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        if resumed:  # then back to where it stopped: weights, memory, optimiser, RNG, the epoch's running sums
+            _load_training_state(state, model, optimizer, scheduler)
+            sums, t0 = _resumed_sums(resumed, group, ckpt_file), t0 - resumed["seconds"]
+        bar = tqdm(batches, total=len(loader), desc=f"{method.name} epoch {epoch + 1}/{cfg.epochs}",
+                   disable=not progress, leave=False)
+        stop = False
         for batch in bar:
             batch = _to_device(batch, dev)
             with _autocast(dev):
                 outputs = method.training_step(batch)
             optimizer.zero_grad(set_to_none=True)
             outputs["loss"].backward()
+            finite, stop = runs.step_status(outputs, interrupts, group, dev)  # the step's one host sync
+            if not finite:
+                raise runs.divergence_error(outputs, epoch, done, n_steps, kept)
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
@@ -161,46 +199,102 @@ def fit(method, data, out: str | os.PathLike, *, seed: int = 0, device: str = "a
             for k, v in outputs.items():
                 if not k.startswith("_"):
                     sums[k] = sums.get(k, 0.0) + v.detach().float()  # no host sync in the loop
-        n = max(len(loader), 1)
+            done += 1
+            if stop:
+                break
+        if done < n_steps:  # a signal: save the position inside the epoch, then stop
+            save(epoch, {"batches_done": done, "sums": runs.sums_of_every_process(sums, group),
+                         "seconds": time.perf_counter() - t0, "rng_epoch_start": epoch_rng})
+            raise runs.interrupted(interrupts.signum, out, epoch, done, n_steps)
+        n = max(n_steps, 1)
         sums = distributed.mean_over_processes(sums, n_procs)  # epoch means over all processes
         distributed.check_in_step(model, n_procs)  # and check that they are still in step
         record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
         record.update({k: float(v) / n for k, v in sums.items()})
+        runs.flag_bad_loss(record, history, f"{method.name} epoch {epoch + 1}", warn=group.main)
         history.append(record)
         if scheduler is not None:
             scheduler.step()
-        if group.main:
-            atomic_torch_save({
-                "method": method.name, "config": asdict(cfg), "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
-                "epoch": epoch + 1, "history": history, "rng": _get_rng_state(), "seed": seed,
-            }, ckpt_file)
-            write_json(out / "history.json", history)
+        save(epoch + 1)
+        kept = runs.describe_checkpoint(ckpt_file, epoch + 1)
         if progress:
             tqdm.write(f"{method.name} epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f} "
                        f"({record['seconds']:.1f}s)")
         if on_epoch is not None and group.main:
             on_epoch(epoch + 1, history)
+        if epoch + 1 < last and (stop or runs.stop_agreed(interrupts, group, dev)):  # a signal at the epoch's end
+            raise runs.interrupted(interrupts.signum, out, epoch, n_steps, n_steps)
     method.train_net = model
-    distributed.leave(group)
     return history
 
 
-def _train_loader(method, dataset, epoch: int, seed: int, group, drop_last: bool, dev: torch.device) -> DataLoader:
+def _check_same_config(state: dict, cfg, ckpt_file: Path) -> None:
+    changed = sorted(k for k, v in asdict(cfg).items() if k != "epochs" and state["config"].get(k) != v)
+    if changed:  # only the epoch count may change on resume
+        raise DataError(f"{ckpt_file}: cannot resume with a different config: "
+                        + ", ".join(f"{k} {state['config'].get(k)!r} -> {getattr(cfg, k)!r}" for k in changed))
+
+
+def _load_training_state(state: dict, model, optimizer, scheduler) -> None:
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state.get("scheduler"):
+        scheduler.load_state_dict(state["scheduler"])
+    _set_rng_state(state["rng"])
+
+
+def _resumed_sums(position: dict, group, ckpt_file: Path) -> dict[str, torch.Tensor]:
+    """This process's running loss sums of the interrupted epoch."""
+    per_process = position["sums"]
+    if len(per_process) != group.size:
+        raise DataError(f"{ckpt_file}: stopped inside an epoch with {len(per_process)} processes; resume it with "
+                        f"{len(per_process)}, not {group.size}")
+    return {k: v.to(group.device) for k, v in per_process[group.rank].items()}
+
+
+def _iterate(loader: DataLoader):
+    """The epoch's iterator over `loader`. Every iter() of a DataLoader draws one seed from its generator (the global
+    RNG when it has none) before the batch order is drawn. The progress bar (tqdm.auto) used to call iter() once more
+    than needed, so one iterator is made and thrown away first: batch orders stay those of earlier versions. Both
+    happen here, before a resume restores the RNG state of the interruption."""
+    iter(loader)
+    return iter(loader)
+
+
+class _SkipBatches:
+    """A batch sampler without its first `skip` batches: their indices are drawn (the order stays the same), their
+    data is never loaded."""
+
+    def __init__(self, batches, skip: int):
+        self.batches, self.skip = batches, skip
+
+    def __iter__(self):
+        return itertools.islice(iter(self.batches), self.skip, None)
+
+    def __len__(self) -> int:
+        return max(len(self.batches) - self.skip, 0)
+
+
+def _train_loader(method, dataset, epoch: int, seed: int, group, drop_last: bool, dev: torch.device,
+                  skip: int = 0) -> DataLoader:
     """This process's batches of one epoch: the method's batch sampler if it has one, else a shuffle that depends
     on (seed, epoch) only, so a resumed run sees the same batches (under torchrun each rank its shard of one
-    permutation, padded to equal length)."""
+    permutation, padded to equal length). `skip`: leave out the first batches (a resume inside the epoch)."""
     cfg = method.config
     common = {"num_workers": cfg.num_workers, "pin_memory": dev.type == "cuda"}
     batches = method.train_batches(dataset, epoch=epoch, seed=seed, rank=group.rank, world_size=group.size,
                                    batch_size=cfg.batch_size)
-    if batches is not None:
-        return DataLoader(dataset, batch_sampler=batches, **common)
-    if group.size > 1:
-        order = {"sampler": DistributedSampler(dataset, group.size, group.rank, shuffle=True, seed=seed * 1000 + epoch)}
-    else:
-        order = {"shuffle": True, "generator": torch.Generator().manual_seed(seed * 1000 + epoch)}
-    return DataLoader(dataset, batch_size=cfg.batch_size, drop_last=drop_last, **order, **common)
+    generator = None
+    if batches is None:  # what DataLoader(shuffle=True, generator=...) or (sampler=DistributedSampler) builds
+        if group.size > 1:
+            sampler = DistributedSampler(dataset, group.size, group.rank, shuffle=True, seed=seed * 1000 + epoch)
+        else:
+            generator = torch.Generator().manual_seed(seed * 1000 + epoch)
+            sampler = RandomSampler(dataset, generator=generator)
+        batches = BatchSampler(sampler, cfg.batch_size, drop_last)
+    if skip:
+        batches = _SkipBatches(batches, skip)
+    return DataLoader(dataset, batch_sampler=batches, generator=generator, **common)
 
 
 def _get_rng_state() -> dict:
@@ -219,22 +313,28 @@ def _set_rng_state(state: dict) -> None:
 
 
 # --- loading and scoring ------------------------------------------------------------------------------------------
-def load_run(run: str | os.PathLike, device: str = "auto", overrides: dict | None = None):
+def load_run(run: str | os.PathLike, device: str = "auto", overrides: dict | None = None, *,
+             method: str | None = None):
     """The trained method of a run folder (its checkpoint), in eval mode on `device`.
 
-    `overrides` change test-time settings of the config (e.g. gamma, test_update, score_lambda)."""
+    `overrides` change test-time settings of the config (e.g. gamma, test_update, score_lambda); `method`, when
+    given, refuses a checkpoint of another method. A checkpoint of another format version is refused."""
     run = Path(run)
     ckpt_file = run / CHECKPOINT
     if not ckpt_file.exists():
         raise DataError(f"{ckpt_file}: no checkpoint (is {run} a run folder written by `vadlab train`?)")
     dev = resolve_device(device)
-    state = torch.load(ckpt_file, map_location=dev, weights_only=False)
+    state = runs.read_checkpoint(ckpt_file, dev, method=method)
     spec = get_spec(state["method"])
-    method = spec.cls(apply_overrides(spec.config_cls(**state["config"]), overrides))
-    method.model.load_state_dict(state["model"])
-    method.model.to(dev).eval()
-    method.epochs_trained = state["epoch"]
-    return method
+    try:
+        config = spec.config_cls(**state["config"])
+    except TypeError as exc:  # a field this version of the method does not have
+        raise DataError(f"{ckpt_file}: its {state['method']} config does not fit this version ({exc})") from None
+    trained = spec.cls(apply_overrides(config, overrides))
+    trained.model.load_state_dict(state["model"])
+    trained.model.to(dev).eval()
+    trained.epochs_trained = state["epoch"]
+    return trained
 
 
 @torch.no_grad()
@@ -279,6 +379,11 @@ def evaluate_run(run: str | os.PathLike, data=None, *, device: str = "auto", pro
     `metrics[test_update=False].json`, so the run's own evaluation is kept."""
     run = Path(run)
     method = load_run(run, device, overrides)
+    with runs.lock(run, "evaluation"):  # no training or other evaluation writes into the run meanwhile
+        return _evaluate(method, run, data, progress, overrides)
+
+
+def _evaluate(method, run: Path, data, progress: bool, overrides: dict | None) -> dict:
     suffix = "[" + ",".join(f"{k}={v}" for k, v in sorted(overrides.items())) + "]" if overrides else ""
     if data is None:
         data = json.loads((run / "run.json").read_text())["data"]

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+
+# `.{stem}.{pid}.tmp{suffix}`: the temp file `atomic_path` writes beside its target, named after the writing process
+_TEMP_NAME = re.compile(r"\.(?P<stem>.+)\.(?P<pid>\d+)\.tmp(?P<suffix>\.[^.]*)?")
 
 
 @contextmanager
@@ -18,12 +22,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path (same folder, same suffix) to write to; it replaces `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # see _TEMP_NAME
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def temp_file_owner(path: str | os.PathLike) -> tuple[str, int] | None:
+    """(target file name, writer's pid) of a temp file `atomic_path` made, or None for any other file: a writer killed
+    mid-write (SIGKILL) leaves it behind, and `vadlab.runs` removes it once that pid is gone."""
+    match = _TEMP_NAME.fullmatch(Path(path).name)
+    if match is None:
+        return None
+    return match["stem"] + (match["suffix"] or ""), int(match["pid"])
 
 
 def _json_default(obj):

@@ -54,7 +54,8 @@ def plot_history(history: list[dict], keys: tuple[str, ...] | None = None, path=
     """Training losses per epoch (one line per loss term, log scale when they span decades)."""
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5, 3.2))
     if keys is None:  # every loss term in order of appearance (a staged method adds terms in later epochs)
-        keys = tuple(dict.fromkeys(k for h in history for k in h if k not in ("epoch", "lr", "seconds")))
+        keys = tuple(dict.fromkeys(k for h in history for k, v in h.items()
+                                   if k not in ("epoch", "lr", "seconds") and isinstance(v, (int, float))))
     epochs = [h["epoch"] for h in history]
     for key in keys:
         ax.plot(epochs, [h.get(key, np.nan) for h in history], marker="o", ms=3, label=key)

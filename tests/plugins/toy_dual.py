@@ -15,6 +15,7 @@ It is not a paper's method. It has what DREAM, MAAM-Net and STD need from the pi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import torch
@@ -22,8 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from vadlab import memory
-from vadlab.config import MethodConfig
-from vadlab.errors import DataError
+from vadlab.config import MethodConfig, Range, check_multiple
+from vadlab.data.clips import frame_size
+from vadlab.errors import ConfigError, DataError
 from vadlab.models.base import MemorySpace, Method
 from vadlab.models.ops import psnr
 from vadlab.registry import register_method
@@ -31,14 +33,31 @@ from vadlab.registry import register_method
 
 @dataclass(frozen=True)
 class ToyDualConfig(MethodConfig):
-    feature_dim: int = 8  # C: channels of a query and of an item
-    memory_items: int = 3  # M: items per memory
+    """Cross-field rules (`validate`): each side of the frame a multiple of 4 (two stride-2 convolutions); at least
+    2 normal clips beside the abnormal ones in a batch (the triplet's anchor and positive); with a memory, at most
+    as many items as one abnormal clip has queries (the abnormality memory is initialised from them)."""
+
+    feature_dim: Annotated[int, Range(1)] = 8  # C: channels of a query and of an item
+    memory_items: Annotated[int, Range(1)] = 3  # M: items per memory
     use_memory: bool = True  # False: the decoder reads the queries alone
-    pretrain_epochs: int = 1  # stage 1 length: only the autoencoder trains
-    lr_head: float = 1e-3  # learning rate of the discriminator head (its own parameter group)
-    lr_decay: float = 0.5  # step decay of both learning rates after every epoch
-    abnormal_per_batch: int = 1  # labelled anomalous clips in every batch
-    triplet_margin: float = 1.0  # margin of the triplet loss on pooled features
+    pretrain_epochs: Annotated[int, Range(0)] = 1  # stage 1 length: only the autoencoder trains
+    lr_head: Annotated[float, Range(0, min_exclusive=True)] = 1e-3  # lr of the discriminator head (its own group)
+    lr_decay: Annotated[float, Range(0, 1, min_exclusive=True)] = 0.5  # step decay of both lrs after every epoch
+    abnormal_per_batch: Annotated[int, Range(1)] = 1  # labelled anomalous clips in every batch
+    triplet_margin: Annotated[float, Range(0)] = 1.0  # margin of the triplet loss on pooled features
+
+    def validate(self) -> None:
+        check_multiple(self.image_size, 4, "the toy's encoder (two stride-2 convolutions)")
+        if self.batch_size - self.abnormal_per_batch < 2:
+            raise ConfigError(f"abnormal_per_batch={self.abnormal_per_batch} with batch_size={self.batch_size}: the "
+                              "triplet loss needs 2 normal clips in a batch; use batch_size >= "
+                              f"{self.abnormal_per_batch + 2}")
+        height, width = frame_size(self.image_size)
+        queries = (height // 4) * (width // 4)
+        if self.use_memory and self.memory_items > queries:
+            raise ConfigError(f"memory_items={self.memory_items}: the abnormality memory is initialised from the "
+                              f"{queries} queries of an abnormal clip at image_size={self.image_size}; use "
+                              f"memory_items <= {queries}")
 
 
 class ToyDualNet(nn.Module):

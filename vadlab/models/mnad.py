@@ -27,14 +27,16 @@ Choices where the paper is silent or ambiguous (each tested in tests/test_mnad.p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vadlab import memory
-from vadlab.config import MethodConfig
+from vadlab.config import MethodConfig, Range, check_multiple
+from vadlab.data.clips import frame_size
+from vadlab.errors import ConfigError
 from vadlab.models.base import MemorySpace, Method
 from vadlab.models.blocks import UNetDecoder, UNetEncoder
 from vadlab.models.ops import psnr
@@ -43,19 +45,37 @@ from vadlab.registry import register_method
 
 @dataclass(frozen=True)
 class MNADConfig(MethodConfig):
-    widths: tuple[int, ...] = (16, 32, 64, 128)  # U-Net stage widths; the query map is image_size / 2^(len-1) square
-    feature_dim: int = 128  # C: channels of a query and of a memory item
-    memory_items: int = 10  # M: number of memory items
+    """MNAD's settings. Cross-field rules (`validate`): each side of the frame a multiple of the encoder's stride
+    2^(len(widths)-1); memory_items >= 2 with a memory (the separateness loss needs a second nearest item);
+    batch_size 1 only when the query map has more than one position (BatchNorm in training needs more than one value
+    per channel). batch_size=1 is otherwise allowed: BatchNorm then normalises over one clip's positions."""
+
+    # U-Net stage widths; the query map is image_size / 2^(len-1) square
+    widths: Annotated[tuple[int, ...], Range(1)] = (16, 32, 64, 128)
+    feature_dim: Annotated[int, Range(1)] = 128  # C: channels of a query and of a memory item
+    memory_items: Annotated[int, Range(1)] = 10  # M: number of memory items (>= 2 with a memory)
     use_memory: bool = True  # False: the paper's "w/o Mem." ablation
     skip: bool = True  # U-Net skip connections (kept for prediction, removed for reconstruction, Sec. 3.1.1)
-    lambda_c: float = 0.1  # weight of the feature compactness loss (Eq. 8)
-    lambda_s: float = 0.1  # weight of the feature separateness loss (Eq. 8)
-    alpha: float = 1.0  # margin of the separateness loss (Eq. 12)
-    gamma: float = 0.01  # test-time update threshold on the weighted regular score (Eq. 6-7)
-    score_lambda: float = 0.6  # lambda of Eq. 16: weight of 1 - g(PSNR) against g(D)
+    lambda_c: Annotated[float, Range(0)] = 0.1  # weight of the feature compactness loss (Eq. 8)
+    lambda_s: Annotated[float, Range(0)] = 0.1  # weight of the feature separateness loss (Eq. 8)
+    alpha: Annotated[float, Range(0)] = 1.0  # margin of the separateness loss (Eq. 12)
+    gamma: Annotated[float, Range(0)] = 0.01  # test-time update threshold on the weighted regular score (Eq. 6-7)
+    score_lambda: Annotated[float, Range(0, 1)] = 0.6  # lambda of Eq. 16: weight of 1 - g(PSNR) against g(D)
     test_update: bool = True  # update the memory at test time (Sec. 3.1.2); DREAM's authors evaluate with it off
     # "paper": Eq. 9-12 as written (norms, sums over queries); "mean": the public code's MSE and means
     loss_form: Literal["paper", "mean"] = "paper"
+
+    def validate(self) -> None:
+        stride = 2 ** (len(self.widths) - 1)  # a 2x max-pool between stages
+        check_multiple(self.image_size, stride, f"the {len(self.widths)}-stage encoder")
+        if self.use_memory and self.memory_items < 2:
+            raise ConfigError(f"memory_items={self.memory_items}: the separateness loss (Eq. 12-13) needs a second "
+                              "nearest item; use memory_items >= 2, or use_memory=false")
+        height, width = frame_size(self.image_size)
+        if self.batch_size < 2 and height * width == stride * stride:
+            raise ConfigError(f"batch_size={self.batch_size}: BatchNorm in training needs more than one value per "
+                              f"channel, and image_size={self.image_size} gives a 1x1 query map with the "
+                              f"{len(self.widths)}-stage encoder; use batch_size >= 2 or image_size >= {2 * stride}")
 
 
 class MNADNet(nn.Module):
