@@ -83,12 +83,13 @@ def _cmd_train(args) -> int:
     ablations = list(args.ablation or []) + (["no_memory"] if args.no_memory else [])
     method = create_method(args.method, args.preset, ablations=ablations, **overrides)
     history = engine.fit(method, args.data, args.out, seed=args.seed, device=args.device, resume=args.resume,
-                         progress=not args.quiet)
+                         progress=not args.quiet, threads=args.threads)
     if engine.world()[0] != 0:  # under torchrun, rank 0 reports and evaluates
         return 0
     print(f"trained {args.method} ({args.preset}) for {len(history)} epochs into {args.out}")
     if args.evaluate:
-        return _report(engine.evaluate_run(args.out, args.data, device=args.device, progress=not args.quiet))
+        return _report(engine.evaluate_run(args.out, args.data, device=args.device, progress=not args.quiet,
+                                           threads=args.threads))
     return 0
 
 
@@ -97,7 +98,7 @@ def _cmd_evaluate(args) -> int:
     from vadlab.config import parse_set_args
 
     return _report(engine.evaluate_run(args.run, args.data, device=args.device, progress=not args.quiet,
-                                       overrides=parse_set_args(args.set)))
+                                       overrides=parse_set_args(args.set), threads=args.threads))
 
 
 def _report(report: dict) -> int:
@@ -210,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     p.add_argument("--evaluate", action="store_true", help="evaluate on the test split after training")
+    p.add_argument("--threads", type=int, help="CPU threads (default: the cores this process may use; "
+                                               "$VADLAB_THREADS or $OMP_NUM_THREADS also set it)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_train)
 
@@ -219,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="test-time override (gamma, test_update, score_lambda); writes metrics[KEY=VALUE].json")
     p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, help="CPU threads (default: the cores this process may use; "
+                                               "$VADLAB_THREADS or $OMP_NUM_THREADS also set it)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
 

@@ -38,6 +38,7 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Rando
 from tqdm.auto import tqdm
 
 from vadlab import distributed, runs
+from vadlab import threads as cpu_threads
 from vadlab.config import apply_overrides, check_fits_data
 from vadlab.data.layout import as_layout
 from vadlab.distributed import world  # noqa: F401  (public: `engine.world()` is used by the CLI)
@@ -93,11 +94,12 @@ def _autocast(device: torch.device):
 # --- training -----------------------------------------------------------------------------------------------------
 def fit(method, data, out: str | os.PathLike, *, seed: int = 0, device: str = "auto", resume: bool = False,
         progress: bool = True, stop_after: int | None = None,
-        on_epoch: Callable[[int, list[dict]], None] | None = None) -> list[dict]:
+        on_epoch: Callable[[int, list[dict]], None] | None = None, threads: int | None = None) -> list[dict]:
     """Train `method` (from `create_method`) on its training data from `data`, checkpointing into `out`.
 
     `stop_after=N` stops after epoch N as if interrupted (the schedule still spans `config.epochs`);
-    `on_epoch(epoch, history)` is called after every epoch (e.g. a live loss plot). Returns the history.
+    `on_epoch(epoch, history)` is called after every epoch (e.g. a live loss plot); `threads` sets torch's CPU
+    threads (default: `vadlab.threads.configure`, the cores this process may use). Returns the history.
 
     `out` is locked while training (`vadlab.runs`). SIGINT/SIGTERM stop training after the current step with a
     checkpoint of the position inside the epoch and raise `Interrupted`; a NaN or Inf loss term stops it before that
@@ -107,6 +109,7 @@ def fit(method, data, out: str | os.PathLike, *, seed: int = 0, device: str = "a
     layout = as_layout(data)  # validate before anything is written
     check_fits_data(method.config, method.training_videos(layout))  # a clip longer than a training video
     runs.make_run_folder(out)
+    cpu_threads.configure(threads)
     group = distributed.join(resolve_device(device))
     with runs.lock(out, "training", group), runs.Interrupts() as interrupts:
         history = _train(method, layout, out, group, interrupts, seed=seed, resume=resume,
@@ -148,7 +151,8 @@ def _train(method, layout, out: Path, group, interrupts: runs.Interrupts, *, see
         write_json(out / "run.json", {
             "method": method.name, "config": asdict(cfg), "data": str(layout.root), "seed": seed,
             "device": str(dev), "train_clips": len(dataset), "processes": n_procs, "git_commit": git_commit(),
-            "torch": torch.__version__, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         })
         if history:  # the checkpoint's history: a kill between the checkpoint and history.json left it behind
             write_json(out / "history.json", history)
@@ -372,12 +376,13 @@ def infer(method, data, *, device: str | None = None, progress: bool = True, spl
 
 
 def evaluate_run(run: str | os.PathLike, data=None, *, device: str = "auto", progress: bool = True,
-                 overrides: dict | None = None) -> dict:
+                 overrides: dict | None = None, threads: int | None = None) -> dict:
     """Score the test split with a trained run and write `metrics.json` and `scores.npz` into the run folder.
 
     With test-time `overrides` (e.g. {"test_update": False}) the files are named after them instead,
     `metrics[test_update=False].json`, so the run's own evaluation is kept."""
     run = Path(run)
+    cpu_threads.configure(threads)
     method = load_run(run, device, overrides)
     with runs.lock(run, "evaluation"):  # no training or other evaluation writes into the run meanwhile
         return _evaluate(method, run, data, progress, overrides)

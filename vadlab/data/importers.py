@@ -22,8 +22,12 @@ Every problem is a `DataError` whose message names the file or folder.
 
 from __future__ import annotations
 
+import io
+import math
 import os
 import re
+import struct
+import zlib
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -150,6 +154,8 @@ def _checked_masks(masks: Iterable[np.ndarray], frame_shape: Callable[[], tuple 
 
 
 def _binary(labels: np.ndarray, path: Path) -> np.ndarray:
+    if labels.dtype.kind not in "biuf":
+        raise DataError(f"{path}: labels must be numbers or booleans (0/1), got dtype {labels.dtype}")
     values = np.unique(labels)
     if not np.isin(values, (0, 1)).all():
         raise DataError(f"{path}: labels must be 0 or 1, found values {values[:6].tolist()}")
@@ -222,42 +228,61 @@ def _wrong_layout(src: Path, kind: str, missing: str) -> DataError:
 
 # ----------------------------------------------------------------------------------------------- UCSD
 
-_GT_LINE = re.compile(r"TestVideoFile\s*\{\s*(end\s*\+\s*1|\d+)\s*\}\s*\.\s*gt_frame\s*=\s*\[([^\]]*)\]")
+# A statement `TestVideoFile{end+1}.gt_frame = [...]` (or `{N}`), not part of a longer name, ending where the statement
+# ends (`;`, `,` or the end of the line). Numbers are ASCII digits only, as MATLAB reads them, and at most 9 of them.
+_GT_LINE = re.compile(r"(?<![\w.])TestVideoFile\s*\{\s*(end\s*\+\s*1|[0-9]{1,9})\s*\}\s*\.\s*gt_frame\s*=\s*"
+                      r"\[([^\]]*)\](?=\s*(?:[;,]|$))")
+_GT_CELL = re.compile(r"TestVideoFile\s*\{")
+_FRAME_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 def parse_ucsd_m(path: Path) -> dict[int, list[tuple[int, int]]]:
     """Parse `UCSDpedN.m` into {test video number (1-based): [(first, last), ...]} (1-based, inclusive).
 
     Lines look like ``TestVideoFile{end+1}.gt_frame = [61:180];``; Ped1 has several ranges on a line
-    (``[5:90, 140:200]``). The i-th ``{end+1}`` entry belongs to Test00i.
+    (``[5:90, 140:200]``). The i-th ``{end+1}`` entry belongs to Test00i. As in MATLAB, ``%`` starts a comment,
+    ``%{`` / ``%}`` alone on their lines enclose a (nestable) block comment, several statements may share a line,
+    and ``{end+1}`` after an explicit ``{N}`` is the highest index so far + 1. Anything else that mentions
+    ``gt_frame`` or indexes ``TestVideoFile{...}`` is a DataError rather than a guess.
     """
     try:
         text = path.read_text(errors="replace")
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc})") from exc
     out: dict[int, list[tuple[int, int]]] = {}
-    index = 0
+    block = 0  # depth of %{ ... %} block comments
     for lineno, line in enumerate(text.splitlines(), start=1):
-        line = line.split("%", 1)[0]  # MATLAB comment
-        match = _GT_LINE.search(line)
-        if match is None:
-            if "gt_frame" in line:
-                raise DataError(f"{path}:{lineno}: cannot parse ground-truth line {line.strip()!r}")
+        if line.strip() in ("%{", "%}"):
+            block = block + 1 if line.strip() == "%{" else max(block - 1, 0)
             continue
-        slot, body = match.groups()
-        index = int(slot) if slot.isdigit() else index + 1
-        ranges = []
-        for item in re.split(r"[,;\s]+", body.strip()):
-            if not item:
-                continue
-            bounds = item.split(":")
-            if len(bounds) > 2 or not all(b.strip().isdigit() for b in bounds):
-                raise DataError(f"{path}:{lineno}: cannot parse frame range {item!r} (expected first:last)")
-            first, last = int(bounds[0]), int(bounds[-1])
-            if first < 1 or last < first:
-                raise DataError(f"{path}:{lineno}: invalid frame range {item!r} (1-based, first <= last)")
-            ranges.append((first, last))
-        out[index] = ranges
+        if block:
+            continue
+        line = line.split("%", 1)[0]  # MATLAB comment
+        matches = list(_GT_LINE.finditer(line))
+        if len(matches) != line.count("gt_frame") or len(matches) != len(_GT_CELL.findall(line)):
+            raise DataError(f"{path}:{lineno}: cannot parse ground-truth line {line.strip()!r} (expected "
+                            "`TestVideoFile{end+1}.gt_frame = [first:last, ...];`)")
+        for match in matches:
+            slot, body = match.groups()
+            if slot.startswith("end"):
+                index = max(out, default=0) + 1  # MATLAB: numel(TestVideoFile) + 1
+            elif int(slot) < 1:
+                raise DataError(f"{path}:{lineno}: cell index {{{slot}}} (MATLAB indices start at 1)")
+            else:
+                index = int(slot)
+            ranges = []
+            for item in re.split(r"[,;\s]+", body.strip()):
+                if not item:
+                    continue
+                bounds = item.split(":")
+                if len(bounds) > 2 or not all(_FRAME_NUMBER.fullmatch(b) for b in bounds):
+                    raise DataError(f"{path}:{lineno}: cannot parse frame range {item[:40]!r} (expected first:last, "
+                                    "1-based frame numbers)")
+                first, last = int(bounds[0]), int(bounds[-1])
+                if first < 1 or last < first:
+                    raise DataError(f"{path}:{lineno}: invalid frame range {item!r} (1-based, first <= last)")
+                ranges.append((first, last))
+            out[index] = ranges
     if not out:
         raise DataError(f"{path}: no `TestVideoFile{{end+1}}.gt_frame = [...]` lines found")
     return out
@@ -339,14 +364,139 @@ def _avenue_mask_dir(src: Path) -> Path:
                     "the Avenue ground_truth_demo archive)")
 
 
+# scipy's MAT v5 reader (1.17) looks up the dtype of each numeric or char data element in a 20-slot C table by the
+# type code read from the file, unchecked: one corrupted byte can then crash the interpreter with a segfault instead
+# of raising (unfixed as of scipy 1.17: scipy/scipy#25829 is open, #25349 was closed unmerged). `_check_mat_codes`
+# reads volLabel's tags the way scipy does before scipy sees the file, and turns such a code into a DataError.
+_MI_CODES = frozenset({1, 2, 3, 4, 5, 6, 7, 9, 12, 13, 16, 17, 18})  # the data-type codes scipy has a dtype for
+_MX_NUMERIC = range(6, 16)  # mxDOUBLE_CLASS ... mxUINT64_CLASS (logical masks are mxUINT8 with a flag)
+
+
+class _MatTags:
+    """Sequential reader of MAT v5 tags over raw bytes, or over one zlib-compressed element (decompressed lazily,
+    so skipping a large mask does not hold it in memory)."""
+
+    def __init__(self, data: bytes, order: str, pos: int = 0, compressed: bool = False):
+        self.order, self.pos = order, pos
+        self._zlib = zlib.decompressobj() if compressed else None
+        self._pending, self._data = (data, b"") if compressed else (b"", data)
+
+    def read(self, n: int) -> bytes:
+        while self._zlib is not None and len(self._data) - self.pos < n and self._pending:
+            self._data, self.pos = self._data[self.pos:], 0
+            self._data += self._zlib.decompress(self._pending, max(n - len(self._data), 1 << 16))
+            self._pending = self._zlib.unconsumed_tail
+        if len(self._data) - self.pos < n:
+            raise ValueError("unexpected end of data")
+        self.pos += n
+        return self._data[self.pos - n:self.pos]
+
+    def skip(self, n: int) -> None:
+        if self._zlib is None:
+            if len(self._data) - self.pos < n:
+                raise ValueError("unexpected end of data")
+            self.pos += n
+        while self._zlib is not None and n > 0:
+            step = min(n, 1 << 20)
+            self.read(step)
+            n -= step
+
+    def u4s(self) -> tuple[int, int]:
+        return struct.unpack(self.order + "2I", self.read(8))
+
+    def element(self, keep: int = 0) -> tuple[int, bytes]:
+        """One data element (type code, data if at most `keep` bytes); small elements live in their tag."""
+        tag = self.read(8)
+        code, count = struct.unpack(self.order + "2I", tag)
+        if code >> 16:
+            if code >> 16 > 4:
+                raise ValueError("malformed small data element")
+            return code & 0xFFFF, tag[4:4 + (code >> 16)]
+        if count <= keep:
+            data = self.read(count)
+        else:
+            data = b""
+            self.skip(count)
+        try:
+            self.skip(-count % 8)  # padding to 8 bytes (scipy seeks past it)
+        except ValueError:
+            pass
+        return code, data
+
+    def header(self) -> tuple[int, int, tuple[int, ...], bytes]:
+        """(class, flags, dims, name) of a matrix whose miMATRIX tag was just read."""
+        self.read(8)  # the array-flags tag
+        flags, _ = self.u4s()
+        if flags & 0xFF == 17:  # mxOPAQUE_CLASS: a name only
+            return 17, flags, (), self.element(keep=64)[1]
+        code, dims = self.element(keep=128)
+        if code not in (5, 6):
+            raise ValueError("dimensions are not int32")
+        _, name = self.element(keep=64)
+        return flags & 0xFF, flags, struct.unpack(f"{self.order}{len(dims) // 4}i", dims[:len(dims) // 4 * 4]), name
+
+
+def _check_mat_codes(path: Path, raw: bytes) -> None:
+    """Walk the volLabel variable of a MAT v5 file the way scipy's reader will; raise DataError where scipy would
+    crash (a data-type code it has no dtype for) or allocate room for cells the file does not hold (it sizes the cell
+    array from the declared dimensions first). Trouble before volLabel is left to scipy, which raises for it."""
+    if len(raw) < 128 or 0 in raw[:4] or raw[125 if raw[126:127] == b"I" else 124] != 1:
+        return  # MAT v4 (read in Python), v7.3, or not a MAT file at all: scipy's own version test
+    top = _MatTags(raw, "<" if raw[126:128] == b"IM" else ">", pos=128)
+    try:
+        while True:
+            if top.pos >= len(raw):
+                return  # no volLabel: _load_vol_label says so
+            code, count = top.u4s()
+            start = top.pos
+            var = _MatTags(raw[start:start + count], top.order, compressed=True) if code == 15 else top
+            if count == 0 or (var.u4s()[0] if code == 15 else code) != 14:
+                return
+            mclass, _, dims, name = var.header()
+            if name == b"volLabel":
+                break
+            top.pos = start + count
+    except (ValueError, struct.error, zlib.error):
+        return
+    if mclass != 1:
+        raise DataError(f"{path}: 'volLabel' should be a cell array of masks, got MATLAB class {mclass}")
+    if min(dims, default=0) < 0:
+        raise DataError(f"{path}: corrupted .mat file: 'volLabel' has dimensions {dims}")
+    try:
+        for i in range(math.prod(dims)):
+            code, count = var.u4s()
+            if code != 14:
+                raise ValueError(f"cell {i + 1} is not a matrix")
+            if count == 0:
+                continue
+            mclass, flags, _, _ = var.header()
+            if mclass not in _MX_NUMERIC:
+                raise DataError(f"{path}: 'volLabel' cell {i + 1} is not a numeric or logical mask "
+                                f"(MATLAB class {mclass})")
+            for _ in range(2 if flags & 0x800 else 1):  # real part, and the imaginary one if complex
+                code, _ = var.element()
+                if code not in _MI_CODES:
+                    raise DataError(f"{path}: corrupted .mat file: 'volLabel' cell {i + 1} has data type code "
+                                    f"{code}, which is not a MATLAB data type")
+    except DataError:
+        raise
+    except (ValueError, struct.error, zlib.error) as exc:
+        raise DataError(f"{path}: cannot read .mat file ('volLabel' is truncated or corrupted: {exc})") from exc
+
+
 def _load_vol_label(path: Path) -> list[np.ndarray]:
     """The `volLabel` cell array (1 x n_frames, each an HxW mask) of an Avenue N_label.mat."""
     from scipy.io import loadmat
 
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: empty file (0 bytes)")
     try:
-        data = loadmat(str(path), variable_names=["volLabel"])
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc})") from exc
+    if not raw:
+        raise DataError(f"{path}: empty file (0 bytes)")
+    _check_mat_codes(path, raw)
+    try:
+        data = loadmat(io.BytesIO(raw), variable_names=["volLabel"])
     except NotImplementedError as exc:  # MATLAB v7.3 (HDF5) files
         raise DataError(f"{path}: MATLAB v7.3 file, re-save it with -v7 ({exc})") from exc
     except Exception as exc:
@@ -360,6 +510,11 @@ def _load_vol_label(path: Path) -> list[np.ndarray]:
     masks = [np.asarray(c) for c in cells.reshape(-1)]
     if not masks:
         raise DataError(f"{path}: 'volLabel' is empty")
+    for i, mask in enumerate(masks):
+        # labels are np.any(mask) and written masks mask > 0: values must be >= 0 (no NaN) for the two to agree
+        if mask.ndim != 2 or mask.size == 0 or mask.dtype.kind not in "biuf" or not (mask >= 0).all():
+            raise DataError(f"{path}: 'volLabel' cell {i + 1} is a {mask.dtype} array of shape {mask.shape}, "
+                            "expected a non-empty 2-D numeric or logical mask with values >= 0")
     return masks
 
 
@@ -410,9 +565,13 @@ def _load_npy(path: Path, **kwargs) -> np.ndarray:
     if path.stat().st_size == 0:
         raise DataError(f"{path}: empty file (0 bytes)")
     try:
-        return np.load(path, allow_pickle=False, **kwargs)
+        array = np.load(path, allow_pickle=False, **kwargs)
     except Exception as exc:
         raise DataError(f"{path}: cannot read .npy file ({exc})") from exc
+    if not isinstance(array, np.ndarray):  # np.load opened an .npz archive
+        array.close()
+        raise DataError(f"{path}: cannot read .npy file (an .npz archive, expected a .npy array)")
+    return array
 
 
 def _import_shanghaitech(src: Path, w: LayoutWriter, progress: bool) -> dict:

@@ -161,7 +161,14 @@ def _load_labels(path: Path, n_frames: int) -> np.ndarray:
         labels = np.load(path, allow_pickle=False)
     except Exception as exc:  # corrupt npy
         raise DataError(f"{path}: cannot read labels ({exc})") from exc
-    labels = np.asarray(labels).reshape(-1)
+    if not isinstance(labels, np.ndarray):  # np.load opened an .npz archive
+        labels.close()
+        raise DataError(f"{path}: cannot read labels (an .npz archive, expected a .npy array)")
+    if labels.dtype.kind not in "biuf":
+        raise DataError(f"{path}: labels must be numbers or booleans (0/1), got dtype {labels.dtype}")
+    if sum(d > 1 for d in labels.shape) > 1:
+        raise DataError(f"{path}: labels have shape {labels.shape}, expected one label per frame (N,)")
+    labels = labels.reshape(-1)
     if labels.shape[0] != n_frames:
         raise DataError(f"{path}: {labels.shape[0]} labels but {n_frames} frames in the video")
     if not np.isin(labels, (0, 1)).all():
