@@ -41,6 +41,7 @@ def _case(args, out: Path, n_procs: int, env_extra: dict, extra_args: list[str],
         run = out / f"run{i}"
         cmd = [sys.executable, "-m", "vadlab.cli", "train", args.method, "--data", str(Path(args.data).resolve()),
                "--out", str(run), "--preset", args.preset, "--epochs", str(args.epochs), "--quiet", "--seed", str(i)]
+        cmd += [part for pair in args.set for part in ("--set", pair)]
         procs.append(subprocess.Popen(cmd + extra_args, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.PIPE, text=True))
         runs.append(run)
@@ -58,17 +59,22 @@ def main() -> None:
     parser.add_argument("--preset", default="smoke")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--before-root", help="an older checkout to run the 'before' cases from")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to vadlab train")
+    parser.add_argument("--skip-before-pair", action="store_true",
+                        help="leave out 'two at once (before)' (it can take minutes at a larger preset)")
     args = parser.parse_args()
     before = Path(args.before_root).resolve() if args.before_root else None
     cases = [
         ("one run alone (this checkout)", 1, {}, [], None),
-        ("two at once (this checkout: passive OpenMP wait, threads = available cores)", 2, {}, [], None),
+        ("two at once (this checkout: short OpenMP spin, threads = available cores)", 2, {}, [], None),
         ("two at once (this checkout, --threads 1 each)", 2, {}, ["--threads", "1"], None),
+        ("one run alone (this checkout, OMP_WAIT_POLICY=PASSIVE)", 1, {"OMP_WAIT_POLICY": "PASSIVE"}, [], None),
+        ("two at once (this checkout, OMP_WAIT_POLICY=PASSIVE)", 2, {"OMP_WAIT_POLICY": "PASSIVE"}, [], None),
     ]
     if before is not None:
-        cases = [("one run alone (before)", 1, {}, [], before),
-                 ("two at once (before: OpenMP defaults)", 2, {}, [], before)] + cases
-    print(f"{args.method} at {args.preset}, {args.epochs} epochs, {os.cpu_count()} cores")
+        pair = [] if args.skip_before_pair else [("two at once (before: OpenMP defaults)", 2, {}, [], before)]
+        cases = [("one run alone (before)", 1, {}, [], before)] + pair + cases
+    print(f"{args.method} at {args.preset} {' '.join(args.set)}, {args.epochs} epochs, {os.cpu_count()} cores")
     print("| case | seconds per step (each process) |\n|---|---|")
     for label, n, env, extra, root in cases:
         with tempfile.TemporaryDirectory() as tmp:

@@ -36,14 +36,15 @@ def test_configure_precedence(monkeypatch):
         torch.set_num_threads(before)
 
 
-def test_importing_vadlab_sets_a_passive_openmp_wait_policy_but_keeps_the_users():
-    code = "import os, vadlab; print(os.environ['OMP_WAIT_POLICY'])"
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+def test_importing_vadlab_shortens_the_openmp_spin_but_keeps_the_users_setting():
+    code = "import os, vadlab; print(os.environ.get('GOMP_SPINCOUNT'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.strip() == "PASSIVE"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**env, "OMP_WAIT_POLICY": "ACTIVE"})
-    assert out.stdout.strip() == "ACTIVE"
+    assert out.stdout.strip() == threads.SPIN_COUNT
+    for user in ({"GOMP_SPINCOUNT": "300000"}, {"OMP_WAIT_POLICY": "ACTIVE"}):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**env, **user})
+        assert out.stdout.strip() == user.get("GOMP_SPINCOUNT", "None")
 
 
 def test_the_run_records_its_thread_count(random_layout, tmp_path):

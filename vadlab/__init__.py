@@ -2,7 +2,7 @@
 
 from vadlab.threads import set_wait_policy
 
-set_wait_policy()  # before anything imports torch: OpenMP threads sleep instead of spinning (vadlab.threads)
+set_wait_policy()  # before anything imports torch: OpenMP threads spin only briefly (vadlab.threads)
 
 from vadlab.errors import ConfigError, DataError, VadlabError  # noqa: E402
 

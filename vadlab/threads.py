@@ -1,12 +1,16 @@
-"""CPU threads: how many cores this process may use, and a thread pool that does not spin when cores are shared.
+"""CPU threads: how many cores this process may use, and OpenMP threads that do not spin long on shared cores.
 
-Two trainings on a 2-core machine each start 2 OpenMP threads by default; with OpenMP's default (active) wait
-policy an idle thread spins on its core, so the two processes' threads fight for the cores at every parallel region
-and each step becomes many times slower (benchmarks/README.md has the measured figures). vadlab therefore
-1. asks OpenMP to sleep rather than spin when it waits (`OMP_WAIT_POLICY=PASSIVE`), set when `vadlab` is imported,
-   before torch loads its OpenMP runtime (a user's own setting is kept; torch imported before vadlab keeps its own);
+Two trainings on a 2-core machine each start 2 OpenMP threads by default; GNU OpenMP's idle threads spin on their
+core for a long while (300,000 spins) before they sleep, so the two processes' threads fight for the cores at every
+parallel region and each step becomes 50 to 100 times slower (benchmarks/README.md has the measured figures).
+vadlab therefore
+1. shortens the spin to `GOMP_SPINCOUNT=10000`, set when `vadlab` is imported, before torch loads its OpenMP runtime
+   (unless the user set `GOMP_SPINCOUNT` or `OMP_WAIT_POLICY`; torch imported before vadlab keeps its own): measured,
+   a run alone is as fast as with the default and two at once are about 4x slower each instead of 50-100x (a fully
+   passive wait costs a run alone 45 %);
 2. sizes torch's pool from the cores this process may run on (CPU affinity and the cgroup quota of a container),
-   not from the machine's core count, or from `--threads N` / `$VADLAB_THREADS`.
+   not from the machine's core count, or from `--threads N` / `$VADLAB_THREADS` / `$OMP_NUM_THREADS`: two runs side
+   by side on 2 cores are fastest with `--threads 1` each.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ import math
 import os
 from pathlib import Path
 
-WAIT_POLICY = "PASSIVE"
+SPIN_COUNT = "10000"
 
 
 def set_wait_policy() -> None:
-    """OpenMP threads sleep instead of spinning while they wait (only effective before torch is imported)."""
-    os.environ.setdefault("OMP_WAIT_POLICY", WAIT_POLICY)
+    """OpenMP threads spin briefly, then sleep, while they wait (only effective before torch is imported)."""
+    if "OMP_WAIT_POLICY" not in os.environ:
+        os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
 
 
 def available_cores() -> int:
