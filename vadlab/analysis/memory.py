@@ -13,14 +13,19 @@ def _device(method) -> torch.device:
     return next(iter(method.model.parameters())).device
 
 
+def _spaces_of(method, data, indices) -> dict:
+    """`method.memory_spaces` of the clips `indices` of `data`, batched on the model's device."""
+    device = _device(method)
+    batch = default_collate([data[int(i)] for i in indices])
+    batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    return method.memory_spaces(batch)
+
+
 @torch.no_grad()
 def memory_space_names(method, videos) -> list[str]:
     """Names of the memory spaces a method exposes ([] for a method without a memory)."""
-    data = method.test_dataset(videos)
-    batch = default_collate([data[0]])
-    batch = {k: v.to(_device(method)) if torch.is_tensor(v) else v for k, v in batch.items()}
     method.model.eval()
-    return list(method.memory_spaces(batch))
+    return list(_spaces_of(method, method.test_dataset(videos), [0]))
 
 
 @torch.no_grad()
@@ -32,21 +37,15 @@ def sample_memory_space(method, videos, space: str | None = None, *, n: int = 20
     query's row in its query map (0 = top of the frame; -1 when the space has no grid), `anomalous` (n,) the label
     of the scored frame, and `items` (M, C); plus `space` (its name) and `method` (the method's name)."""
     method.model.eval()
-    device = _device(method)
     data = method.test_dataset(videos)
-    names = memory_space_names(method, videos)
-    if not names:
+    spaces = _spaces_of(method, data, [0])
+    if not spaces:
         raise ConfigError(f"{method.name} exposes no memory space (Method.memory_spaces is empty for this config)")
-    space = names[0] if space is None else space
-    if space not in names:
-        raise ConfigError(f"unknown memory space {space!r} of {method.name}; its spaces: {', '.join(names)}")
+    space = next(iter(spaces)) if space is None else space
+    if space not in spaces:
+        raise ConfigError(f"unknown memory space {space!r} of {method.name}; its spaces: {', '.join(spaces)}")
 
-    def spaces_of(indices) -> dict:
-        batch = default_collate([data[int(i)] for i in indices])
-        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        return method.memory_spaces(batch)[space]
-
-    first = spaces_of([0])
+    first = spaces[space]
     k_total = first.queries.shape[1]  # queries per clip
     width = first.grid[1] if first.grid is not None else None
     rng = np.random.default_rng(seed)
@@ -57,7 +56,7 @@ def sample_memory_space(method, videos, space: str | None = None, *, n: int = 20
     items = first.items
     for start in range(0, len(keep), batch_size):
         chunk = keep[start:start + batch_size]
-        ms = spaces_of(chunk)
+        ms = _spaces_of(method, data, chunk)[space]
         nearest = ms.nearest()  # (B, K)
         items = ms.items
         for b, ci in enumerate(chunk):
