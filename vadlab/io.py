@@ -39,6 +39,14 @@ def temp_file_owner(path: str | os.PathLike) -> tuple[str, int] | None:
     return match["stem"] + (match["suffix"] or ""), int(match["pid"])
 
 
+def atomic_torch_save(obj, path: str | os.PathLike) -> None:
+    """`torch.save` through `atomic_path` (checkpoints)."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
 def _json_default(obj):
     if isinstance(obj, (np.floating, np.integer)):
         return obj.item()

@@ -34,7 +34,7 @@ import torch
 import torch.distributed as dist
 
 from vadlab.errors import DataError, DivergenceError, Interrupted, VadlabError, VadlabWarning
-from vadlab.io import atomic_path, temp_file_owner
+from vadlab.io import atomic_torch_save, temp_file_owner
 
 LOCK = "run.lock"
 FORMAT = 1  # checkpoint layout; checkpoints written before the field existed have this layout and are read as 1
@@ -220,8 +220,7 @@ def lock(folder: str | os.PathLike, action: str, group=None) -> Iterator[dict | 
 # --- checkpoints --------------------------------------------------------------------------------------------------
 def save_checkpoint(path: Path, state: dict) -> None:
     """Write a checkpoint atomically, stamped with the format version."""
-    with atomic_path(path) as tmp:
-        torch.save({**state, "format": FORMAT}, tmp)
+    atomic_torch_save({**state, "format": FORMAT}, path)
 
 
 def read_checkpoint(path: Path, device, method: str | None = None) -> dict:
