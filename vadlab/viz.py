@@ -198,15 +198,21 @@ def plot_memory_maps(batch: dict, inspected: dict, *, title: str = "", path=None
         panels += [(weights.argmax(-1).reshape(h, w).numpy(), "nearest item (Eq. 11)", cmap, norm),  # (h, w)
                    (weights.max(-1).values.reshape(h, w).numpy(), "its matching prob. (Eq. 1)", "viridis",
                     Normalize(0, 1))]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9))
-    for ax, (img, name, cmap, norm) in zip(axes, panels):
+    return _map_panels(panels, ticks, "item", title=title, path=path, panel_width=2.6)
+
+
+def _map_panels(panels: list, item_ticks, item_label: str, *, title: str, path, panel_width: float):
+    """A row of image panels (image, name, colour map, norm): greyscale frames without a colour bar, the nearest
+    item with the item colour bar (`item_colours`), any other map with a plain colour bar."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(panel_width * len(panels), 2.9), squeeze=False)
+    for ax, (img, name, cmap, norm) in zip(axes[0], panels):
         im = ax.imshow(img, cmap=cmap, norm=norm, interpolation="nearest")
         ax.set_title(name, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
         if name.startswith("nearest"):
-            _item_colourbar(fig, im, ax, ticks, "item")
-        elif name != "frame" and name != "output":
+            _item_colourbar(fig, im, ax, item_ticks, item_label)
+        elif name not in ("frame", "output"):
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
     if title:
         fig.suptitle(title, fontsize=10)
@@ -228,20 +234,7 @@ def plot_space_maps(batch: dict, space, *, title: str = "", path=None):
     if space.weights is not None:
         prob = space.weights[0].detach().float().max(-1).values.cpu().numpy()  # (K,)
         panels.append((prob.reshape(h, w), "its matching prob.", "viridis", Normalize(0, 1)))
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.8 * len(panels), 2.9), squeeze=False)
-    for ax, (img, name, cm, nm) in zip(axes[0], panels):
-        im = ax.imshow(img, cmap=cm, norm=nm, interpolation="nearest")
-        ax.set_title(name, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if name == "nearest item":
-            _item_colourbar(fig, im, ax, ticks, f"item (of {space.items.shape[0]})")
-        elif name != "frame":
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return save(fig, path)
+    return _map_panels(panels, ticks, f"item (of {space.items.shape[0]})", title=title, path=path, panel_width=2.8)
 
 
 def plot_video_scores(curves: dict[str, dict[str, np.ndarray]], labels: dict[str, np.ndarray], *,
