@@ -25,6 +25,24 @@ def _isolated_cache(tmp_path_factory):
     os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+def checkpoint(run: Path) -> dict:
+    """The state `engine.fit` saved in a run folder."""
+    import torch
+
+    from vadlab import engine
+
+    return torch.load(run / engine.CHECKPOINT, weights_only=False)
+
+
+def assert_same_tensors(a: dict, b: dict) -> None:
+    """Two state dicts hold the same keys and bit-identical tensors."""
+    import torch
+
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), f"{key} differs"
+
+
 def write_random_layout(root: Path, *, n_train=2, n_test=2, n_abnormal=1, frames=12, size=(24, 32), seed=0) -> Path:
     """A tiny random dataset in the common layout (test videos: second half anomalous, masks included; an
     `abnormal/` pool of `n_abnormal` wholly anomalous clips)."""

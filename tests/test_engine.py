@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import checkpoint
 
 from vadlab import engine
 from vadlab.data.layout import load_layout
@@ -16,20 +16,10 @@ from vadlab.eval.baselines import evaluate_frame_difference
 from vadlab.registry import create_method
 
 
-def _weights(run: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run / engine.CHECKPOINT, weights_only=False)["model"]
-
-
-def _assert_same_weights(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), f"{key} differs"
-
-
 def test_different_seed_gives_different_weights(random_layout, tmp_path):
     engine.fit(create_method("mnad_pred", "smoke"), random_layout, tmp_path / "a", seed=1, device="cpu", progress=False)
     engine.fit(create_method("mnad_pred", "smoke"), random_layout, tmp_path / "b", seed=2, device="cpu", progress=False)
-    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    a, b = checkpoint(tmp_path / "a")["model"], checkpoint(tmp_path / "b")["model"]
     assert not torch.equal(a["memory"], b["memory"])
 
 

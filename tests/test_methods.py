@@ -14,11 +14,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import assert_same_tensors, checkpoint
 
 from vadlab import engine
 from vadlab.analysis import memory_space_names, sample_memory_space
@@ -26,16 +26,6 @@ from vadlab.data.layout import load_layout
 from vadlab.registry import create_method, get_spec, list_methods
 
 METHODS = list_methods()
-
-
-def _state(run: Path) -> dict:
-    return torch.load(run / engine.CHECKPOINT, weights_only=False)
-
-
-def _assert_same_tensors(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), f"{key} differs"
 
 
 def test_the_fixture_method_is_registered_beside_the_built_in_ones():
@@ -48,12 +38,12 @@ def test_stop_then_resume_gives_the_same_weights_and_optimiser(random_layout, tm
     engine.fit(create_method(name, "smoke", epochs=3), random_layout, full, seed=7, device="cpu", progress=False)
     engine.fit(create_method(name, "smoke", epochs=3), random_layout, part, seed=7, device="cpu", progress=False,
                stop_after=1)
-    assert _state(part)["epoch"] == 1
+    assert checkpoint(part)["epoch"] == 1
     history = engine.fit(create_method(name, "smoke", epochs=3), random_layout, part, seed=7, device="cpu",
                          progress=False, resume=True)
     assert [h["epoch"] for h in history] == [1, 2, 3]
-    a, b = _state(full), _state(part)
-    _assert_same_tensors(a["model"], b["model"])  # memories included: they are buffers or parameters
+    a, b = checkpoint(full), checkpoint(part)
+    assert_same_tensors(a["model"], b["model"])  # memories included: they are buffers or parameters
     assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]  # learning rates of every group
     assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
 
@@ -90,7 +80,7 @@ def test_fixture_method_uses_its_hooks(random_layout, tmp_path):
     for batch in batches:
         labels = [dataset[i]["label"] for i in batch]
         assert labels.count(1) == 1 and labels.count(0) == 3
-    state = _state(run)
+    state = checkpoint(run)
     lrs = [g["lr"] for g in state["optimizer"]["param_groups"]]
     assert lrs == pytest.approx([1e-3 * 0.25, 1e-3 * 0.25])  # two groups, step decay of 0.5 per epoch
     assert torch.allclose(state["model"]["normality"].norm(dim=1), torch.ones(3))
@@ -99,7 +89,7 @@ def test_fixture_method_uses_its_hooks(random_layout, tmp_path):
     init = method.build_model().state_dict()["discriminator.weight"]
     engine.fit(create_method("toy_dual", "smoke", epochs=2), layout, tmp_path / "stage1", seed=0, device="cpu",
                progress=False, stop_after=1)
-    assert torch.equal(_state(tmp_path / "stage1")["model"]["discriminator.weight"], init)
+    assert torch.equal(checkpoint(tmp_path / "stage1")["model"]["discriminator.weight"], init)
     assert not torch.equal(state["model"]["discriminator.weight"], init)
 
 
@@ -147,8 +137,8 @@ def test_a_killed_training_process_resumes_to_the_same_weights(tmp_path, name):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    epoch_at_kill = _state(tmp_path / "killed")["epoch"]
+    epoch_at_kill = checkpoint(tmp_path / "killed")["epoch"]
     assert epoch_at_kill < 6, "the process finished before it could be killed; make the run longer"
     subprocess.run(cmd + args + ["--out", str(tmp_path / "killed"), "--resume"], check=True, env=env,
                    capture_output=True)
-    _assert_same_tensors(_state(tmp_path / "full")["model"], _state(tmp_path / "killed")["model"])
+    assert_same_tensors(checkpoint(tmp_path / "full")["model"], checkpoint(tmp_path / "killed")["model"])

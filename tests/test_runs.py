@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import assert_same_tensors, checkpoint
 
 from vadlab import distributed, engine, runs
 from vadlab.cli import main
@@ -35,23 +36,13 @@ def _env(**extra) -> dict:
     return dict(os.environ, OMP_NUM_THREADS="1", **extra)
 
 
-def _state(run: Path) -> dict:
-    return torch.load(run / engine.CHECKPOINT, weights_only=False)
-
-
-def _assert_same_tensors(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), f"{key} differs"
-
-
 def _assert_same_run(a: Path, b: Path) -> None:
     """Same weights and memory (every tensor), same optimiser state, same loss history, bit for bit."""
-    sa, sb = _state(a), _state(b)
-    _assert_same_tensors(sa["model"], sb["model"])
+    sa, sb = checkpoint(a), checkpoint(b)
+    assert_same_tensors(sa["model"], sb["model"])
     for (ka, va), (kb, vb) in zip(sa["optimizer"]["state"].items(), sb["optimizer"]["state"].items()):
         assert ka == kb
-        _assert_same_tensors(va, vb)
+        assert_same_tensors(va, vb)
     assert [h["loss"] for h in sa["history"]] == [h["loss"] for h in sb["history"]]
 
 
@@ -121,7 +112,7 @@ def test_the_lock_is_held_during_fit_and_evaluation_and_removed_after(random_lay
     _fit("mnad_pred", random_layout, run, epochs=1,
          on_epoch=lambda epoch, history: seen.append(json.loads((run / runs.LOCK).read_text())["action"]))
     assert seen == ["training"] and not (run / runs.LOCK).exists()
-    assert _state(run)["format"] == runs.FORMAT
+    assert checkpoint(run)["format"] == runs.FORMAT
     engine.evaluate_run(run, random_layout, device="cpu", progress=False)
     assert not (run / runs.LOCK).exists()
 
@@ -137,7 +128,7 @@ def test_a_stale_lock_is_taken_over_with_a_warning(random_layout, tmp_path):
     with pytest.warns(VadlabWarning, match=f"stale lock, training by pid {dead}"):
         _fit("mnad_pred", random_layout, run, epochs=1)
     assert not (run / runs.LOCK).exists() and not leftover.exists()
-    assert _state(run)["epoch"] == 1
+    assert checkpoint(run)["epoch"] == 1
 
 
 def test_a_reused_pid_or_an_unreadable_old_lock_is_stale(tmp_path):
@@ -195,7 +186,7 @@ def test_a_checkpoint_of_another_format_or_method_is_refused(random_layout, tmp_
     with pytest.raises(DataError, match="holds a mnad_pred run, not toy_dual"):
         engine.load_run(run, "cpu", method="toy_dual")
     assert engine.load_run(run, "cpu", method="mnad_pred").name == "mnad_pred"
-    state = _state(run)
+    state = checkpoint(run)
     torch.save({**state, "format": 2}, run / engine.CHECKPOINT)
     with pytest.raises(DataError, match="checkpoint format 2, but this vadlab reads format 1"):
         _fit("mnad_pred", random_layout, run, epochs=2, resume=True)
@@ -232,8 +223,8 @@ def test_a_non_finite_loss_stops_at_that_step_and_keeps_the_last_good_checkpoint
     assert "rec=" not in str(info.value) and "epoch 1), is kept untouched" in str(info.value)
     assert len(updates) == n + 2  # the bad step never reached the optimiser step nor the memory update
     assert all(torch.isfinite(p).all() for p in method.model.parameters())
-    _assert_same_tensors(_state(run)["model"], _state(good)["model"])  # the epoch-1 checkpoint, untouched
-    assert _state(run)["epoch"] == 1 and len(json.loads((run / "history.json").read_text())) == 1
+    assert_same_tensors(checkpoint(run)["model"], checkpoint(good)["model"])  # the epoch-1 checkpoint, untouched
+    assert checkpoint(run)["epoch"] == 1 and len(json.loads((run / "history.json").read_text())) == 1
     assert not (run / runs.LOCK).exists()
 
 
@@ -329,13 +320,13 @@ def test_a_signal_mid_epoch_resumes_to_the_same_weights(random_layout, tmp_path,
         engine.fit(method, random_layout, part, seed=5, device="cpu", progress=False)
     assert info.value.exit_status == 143
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # handlers restored
-    state = _state(part)
+    state = checkpoint(part)
     assert state["epoch"] == 1 and state["position"]["batches_done"] == 2
     assert set(state["position"]["sums"][0]) >= {"loss"} and not (part / runs.LOCK).exists()
     history = _fit(name, random_layout, part, epochs=3, seed=5, resume=True)
     assert [h["epoch"] for h in history] == [1, 2, 3]
     _assert_same_run(full, part)
-    assert _state(part)["position"] is None
+    assert checkpoint(part)["position"] is None
 
 
 def test_a_signal_in_the_last_step_stops_at_the_epoch_end(random_layout, tmp_path):
@@ -346,7 +337,7 @@ def test_a_signal_in_the_last_step_stops_at_the_epoch_end(random_layout, tmp_pat
     _on_step(method, _send(signal.SIGINT), at=n)
     with pytest.raises(Interrupted, match="SIGINT: training stopped at the end of epoch 1") as info:
         engine.fit(method, random_layout, part, device="cpu", progress=False)
-    assert info.value.exit_status == 130 and _state(part)["position"] is None and _state(part)["epoch"] == 1
+    assert info.value.exit_status == 130 and checkpoint(part)["position"] is None and checkpoint(part)["epoch"] == 1
     _fit("mnad_pred", random_layout, part, epochs=3, resume=True)
     _assert_same_run(full, part)
 
@@ -377,7 +368,7 @@ def test_fit_in_a_thread_leaves_signals_alone(random_layout, tmp_path):
     thread.start()
     thread.join()
     assert not errors and signal.getsignal(signal.SIGINT) is before
-    assert _state(tmp_path / "run")["epoch"] == 1
+    assert checkpoint(tmp_path / "run")["epoch"] == 1
 
 
 def test_skipped_batches_are_the_tail_of_the_same_order(random_layout):
@@ -435,11 +426,11 @@ def test_a_real_training_process_stopped_by_a_signal_resumes_bit_exactly(signal_
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signum, stderr
     assert f"resume with: vadlab {' '.join(_train_args(name, signal_data, out))} --resume" in stderr
-    state = _state(out)
+    state = checkpoint(out)
     assert state["position"] is not None and 0 < state["position"]["batches_done"], "not stopped inside an epoch"
     assert not (out / runs.LOCK).exists() and not list(out.glob(".*.tmp*"))
     resumed = subprocess.run(VADLAB + _train_args(name, signal_data, out) + ["--resume"], capture_output=True,
                              text=True, env=_env())
     assert resumed.returncode == 0, resumed.stderr
     _assert_same_run(full, out)
-    assert np.isfinite([h["loss"] for h in _state(out)["history"]]).all()
+    assert np.isfinite([h["loss"] for h in checkpoint(out)["history"]]).all()
