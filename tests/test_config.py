@@ -131,7 +131,8 @@ def test_generated_values_cover_bounds_types_and_choices():
     for expected in [("epochs", "0"), ("epochs", "abc"), ("epochs", "1.5"), ("batch_size", "0"), ("lr", "0.0"),
                      ("lr", "nan"), ("score_lambda", repr(math.nextafter(1.0, 2.0))), ("grad_clip", "-5e-324"),
                      ("memory_items", "0"), ("image_size", "0"), ("image_size", "0,1"), ("widths", ""),
-                     ("widths", "0,1"), ("channels", "4"), ("loss_form", "not_paper_mean"), ("use_memory", "maybe")]:
+                     ("widths", "0,1"), ("channels", "4"), ("loss_form", "not_paper_mean_reference"),
+                     ("use_memory", "maybe")]:
         assert expected in texts, expected
 
 

@@ -66,7 +66,7 @@ def test_memory_moves_only_by_the_update_rule():
 
 def test_no_memory_ablation():
     m = create_method("mnad_pred", "smoke", use_memory=False)
-    assert m.model.decoder.ups[0][0].in_channels == m.config.feature_dim  # queries alone, not [q, p_hat]
+    assert m.model.decoder.entry[0][0].in_channels == m.config.feature_dim  # queries alone, not [q, p_hat]
     batch = _batch(m.config)
     losses = m.training_step(batch)
     assert set(k for k in losses if not k.startswith("_")) == {"rec", "loss"}
@@ -156,3 +156,166 @@ def test_memory_space_sample_for_the_tsne(random_layout, tmp_path):
     fig = viz.plot_memory_tsne(sample, path=tmp_path / "tsne.png")
     assert len(fig.axes) == 5  # nearest item (+ item colour bar), row (+ colour bar), label
     assert (tmp_path / "tsne.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# --- the public code's choices (issue 15) ---------------------------------------------------------------------------
+
+def _reference_count(net: torch.nn.Module, unused_norm: int = 0) -> int:
+    """Parameters as the public code counts them: vadlab drops the bias of every conv in front of batch norm
+    (the norm's shift makes it redundant); the public code keeps it. Its encoder also defines a BatchNorm2d(C)
+    (`moduleBatchNorm`) that forward never uses: `unused_norm` = C adds its 2C parameters."""
+    dropped = sum(m.out_channels for m in net.modules()
+                  if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and m.bias is None)
+    return sum(p.numel() for p in net.parameters()) + dropped + 2 * unused_norm
+
+
+def test_parameter_counts_match_the_public_code():
+    # Counted from cvlab-yonsei/MNAD's model files at these widths (issue 15): the prediction network at widths
+    # (16, 32, 64, 128), C = 128, 3 channels, 4 frames in has 982,275 parameters; vadlab's decoder before the
+    # parity work ("lite") gave 517,203; the reference reconstruction decoder at paper widths has about 12.5 M.
+    cfg = create_method("mnad_pred", "smoke", image_size=32, channels=3, widths=(16, 32, 64, 128),
+                        feature_dim=128, memory_items=10).config
+    assert _reference_count(MNADNet(cfg), unused_norm=128) == 982_275
+    lite = MNADNet(create_method("mnad_pred", "smoke", image_size=32, channels=3, widths=(16, 32, 64, 128),
+                                 feature_dim=128, memory_items=10, decoder="lite").config)
+    assert sum(p.numel() for p in lite.parameters()) == 517_203  # vadlab's own count, biases dropped as before
+    recon = MNADNet(create_method("mnad_recon", "paper").config)
+    assert round(_reference_count(recon.decoder) / 1e6, 1) == 12.5
+    lite_recon = MNADNet(create_method("mnad_recon", "paper", decoder="lite").config).decoder
+    assert round(sum(p.numel() for p in lite_recon.parameters()) / 1e6, 2) == 2.77
+
+
+def test_reference_decoder_mixes_query_and_read_before_upsampling():
+    for name in ("mnad_pred", "mnad_recon"):
+        m = create_method(name, "smoke")
+        dec, cfg = m.model.decoder, m.config
+        first = dec.entry[0][0]  # a 3x3 conv from [q, p_hat] (2C) to the last width, at the bottleneck
+        assert (first.in_channels, first.out_channels, first.kernel_size) == (2 * cfg.feature_dim, cfg.widths[-1],
+                                                                                (3, 3))
+        up = dec.ups[0][0]
+        assert (up.kernel_size, up.stride, up.padding, up.output_padding) == ((3, 3), (2, 2), (1, 1), (1, 1))
+        # with skips an upsampling goes to the next width; without, it keeps its width (Reconstruction.py)
+        assert up.out_channels == (cfg.widths[-2] if cfg.skip else cfg.widths[-1])
+        out = m.model(_batch(cfg)["input"])["output"]
+        assert out.shape == (3, cfg.channels, cfg.image_size, cfg.image_size)
+
+
+def test_gate_on_a_constructed_error_image():
+    # one channel, 2x2 pixels, errors 0.1, 0.2, 0, 0.3 on [0, 1] images
+    target = torch.zeros(1, 1, 2, 2)
+    pred = torch.tensor([[[[0.1, 0.2], [0.0, 0.3]]]])
+    # squared (public code's point_score): e = .01 .04 0 .09; w = 1 - exp(-e) = .0099502 .0392106 0 .0860688;
+    # sum(w e) = .0000995 + .0015684 + .0077462 = .0094141; sum(w) = .1352296; score = .069616
+    assert float(memory.weighted_regular_score(pred, target, squared=True)) == pytest.approx(0.069616, abs=2e-6)
+    # norm (Eq. 6-7 as written): e = .1 .2 0 .3; w = .0951626 .1812692 0 .2591818;
+    # sum(w e) = .0095163 + .0362538 + .0777545 = .1235246; sum(w) = .5356136; score = .230623
+    assert float(memory.weighted_regular_score(pred, target)) == pytest.approx(0.230623, abs=2e-6)
+    # three channels: squared errors count per pixel *and* channel, norms per pixel over channels
+    pred3, target3 = pred.expand(1, 3, 2, 2), target.expand(1, 3, 2, 2)
+    assert float(memory.weighted_regular_score(pred3, target3, squared=True)) == pytest.approx(0.069616, abs=2e-6)
+
+
+def test_gate_lets_a_26_db_frame_update_the_memory_only_in_the_squared_form():
+    # a uniform error of 0.05 on [0, 1] images is 26 dB: squared score .0025 < gamma .01, norm score .05 > .01
+    target = torch.full((1, 1, 8, 8), 0.5)
+    pred = target + 0.05
+    assert float(memory.weighted_regular_score(pred, target, squared=True)) < 0.01
+    assert float(memory.weighted_regular_score(pred, target)) > 0.01
+    for gate, fires in (("squared", True), ("norm", False)):
+        m = create_method("mnad_pred", "smoke", gate_error=gate)
+        m.model.eval()
+        m.begin_scoring(["v"])
+        m.reset_test_state()
+        net_out = m.model(_batch(m.config, b=1)["input"])["output"].detach()
+        m.score_batch({"input": _batch(m.config, b=1)["input"], "target": (net_out + 0.1).clamp(-1, 1)})
+        assert (m.test_statistics()["test_time_updates"]["total"] == 1) == fires
+
+
+def test_reference_loss_form_reproduces_the_public_code_scaling():
+    m = create_method("mnad_pred", "smoke", loss_form="reference", lambda_c=0.3, lambda_s=0.2, alpha=1.0)
+    batch = _batch(m.config)
+    m.model.eval()
+    losses = m.training_step(batch)
+    out = m.model(batch["input"])
+    q = out["queries"].reshape(-1, m.config.feature_dim)  # (B*K, C)
+    items = m.model.memory
+    top2 = (q @ items.T).topk(2, dim=1).indices  # the public code's gathering indices
+    pos, neg = items[top2[:, 0]], items[top2[:, 1]]
+    compact = torch.nn.MSELoss()(q, pos)
+    separate = torch.nn.TripletMarginLoss(margin=1.0)(q, pos, neg)
+    rec = torch.nn.MSELoss()(out["output"], batch["target"])
+    torch.testing.assert_close(losses["compact"], compact)
+    torch.testing.assert_close(losses["separate"], separate, atol=1e-5, rtol=1e-5)  # torch's eps=1e-6 in the norm
+    torch.testing.assert_close(losses["loss"], rec + 0.3 * compact + 0.2 * separate, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_read_weight_detaching(detach):
+    m = create_method("mnad_pred", "smoke", detach_read_weights=detach)
+    net = m.model.eval()
+    qmap, _ = net.encode(_batch(m.config)["input"])
+    qmap = qmap.detach().requires_grad_(True)
+    queries = qmap.flatten(2).transpose(1, 2)
+    read, weights = memory.read(queries, net.memory)
+    if detach:  # what MNADNet.forward does with the option on
+        read = weights.detach() @ net.memory
+    assert read.requires_grad != detach  # detached: the read passes no gradient to the queries (items are a buffer)
+    if not detach:
+        read.sum().backward()
+        assert qmap.grad.abs().sum() > 0
+    # the network's own forward: its input gradient is the one of the formula (read with or without detaching)
+    torch.manual_seed(0)
+    clip = _batch(m.config)["input"]
+
+    def input_grad(fn):
+        x = clip.clone().requires_grad_(True)
+        fn(x).pow(2).sum().backward()
+        return x.grad
+
+    def by_formula(x, detached):
+        qmap2, skips = net.encode(x)
+        q2 = qmap2.flatten(2).transpose(1, 2)
+        r2, w2 = memory.read(q2, net.memory)
+        return net.decode(qmap2, w2.detach() @ net.memory if detached else r2, skips)
+
+    own = input_grad(lambda x: net(x)["output"])
+    torch.testing.assert_close(own, input_grad(lambda x: by_formula(x, detach)))
+    assert not torch.allclose(own, input_grad(lambda x: by_formula(x, not detach)))
+
+
+def test_item_initialisation():
+    torch.manual_seed(0)
+    positive = create_method("mnad_pred", "smoke", item_init="positive", feature_dim=512, memory_items=10).model.memory
+    sphere = create_method("mnad_pred", "smoke", feature_dim=512, memory_items=10).model.memory
+    for items in (positive, sphere):
+        torch.testing.assert_close(items.norm(dim=1), torch.ones(10))
+    assert (positive >= 0).all() and (sphere < 0).any()
+
+    def mean_cosine(x):
+        return float(((x @ x.T).sum() - x.shape[0]) / (x.shape[0] * (x.shape[0] - 1)))
+    # E[x]^2 / E[x^2] = (1/4) / (1/3) = 0.75 for uniform [0, 1) entries; about 0 on the sphere (std ~ 1/sqrt(C))
+    assert mean_cosine(positive) == pytest.approx(0.75, abs=0.03)
+    assert abs(mean_cosine(sphere)) < 0.05
+
+
+def test_test_time_update_counters_start_at_zero_each_pass():
+    m = create_method("mnad_pred", "smoke", gamma=1e9)
+    m.model.eval()
+    batches = [_batch(m.config, b=1, seed=s) for s in range(3)]
+    for _ in range(2):  # two scoring passes: the second must not add to the first
+        m.begin_scoring(["a", "b"])
+        m.reset_test_state()
+        for batch in batches[:2]:
+            m.score_batch(batch)
+        m.reset_test_state()
+        m.score_batch(batches[2])
+        stats = m.test_statistics()["test_time_updates"]
+        assert stats == {"per_video": {"a": 2, "b": 1}, "total": 3, "frames_scored": 3, "updated_share": 1.0}
+    assert create_method("mnad_pred", "smoke", test_update=False).test_statistics() == {}
+
+
+def test_reference_ablation_switches_every_public_code_choice():
+    m = create_method("mnad_pred", "smoke", ablations=["reference"])
+    cfg = m.config
+    assert (cfg.loss_form, cfg.decoder, cfg.gate_error, cfg.detach_read_weights, cfg.item_init,
+            cfg.score_distance) == ("reference", "reference", "squared", True, "positive", "squared")

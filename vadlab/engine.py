@@ -349,6 +349,7 @@ def infer(method, data, *, device: str | None = None, progress: bool = True, spl
     dataset = method.test_dataset(videos)
     signals: dict[str, dict[str, np.ndarray]] = {}
     batch_size = 1 if method.sequential_test else max(cfg.batch_size, 16)
+    method.begin_scoring([v.name for v in videos])
     for vi, video in enumerate(tqdm(videos, desc=f"scoring {split}", disable=not progress, leave=False)):
         method.reset_test_state()
         subset = torch.utils.data.Subset(dataset, dataset.clip_indices(vi).tolist())

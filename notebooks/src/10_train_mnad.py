@@ -46,6 +46,17 @@ report = engine.evaluate_run(out_dir, layout, device=device)
 viz.metrics_table(report)
 
 # %% [markdown]
+# ## Test-time memory updates (Sec. 3.1.2)
+#
+# A test frame whose weighted regular score (Eq. 6-7, the public code's squared-error form on which the paper's
+# gamma was tuned) is at most gamma updates the memory. Counted per video for this scoring run, and the share of
+# scored test frames that updated it.
+
+# %%
+updates = report.get("test_time_updates", {})
+updates
+
+# %% [markdown]
 # ## Score curve of the test video with the most anomalous frames (ground truth shaded)
 
 # %%
@@ -97,6 +108,8 @@ for key in ("micro_auc", "macro_auc", "eer", "auc_global_norm", "frames_left_out
     sb.glue(key, report[key])
 sb.glue("baseline_micro_auc", report["baseline_frame_difference"]["micro_auc"])
 sb.glue("final_loss", history[-1]["loss"])
+if updates:
+    sb.glue("test_updated_share", updates["updated_share"])
 if diagnostics:
     sb.glue("position_locked", diagnostics["position_locked"])
 sb.glue("figures", [f"{out_dir}/loss.png", f"{out_dir}/score_curve.png", f"{out_dir}/memory_maps.png",

@@ -77,18 +77,24 @@ def update(queries: Tensor, items: Tensor, frame_mask: Tensor | None = None, *, 
     return torch.where((count > 0).unsqueeze(-1), new_items, items)  # (M, C), unassigned items kept as they were
 
 
-def weighted_regular_score(pred: Tensor, target: Tensor) -> Tensor:
+def weighted_regular_score(pred: Tensor, target: Tensor, *, squared: bool = False) -> Tensor:
     """MNAD Eq. 6-7: the weighted regular score E_t per frame, (B,), for images (B, Ch, H, W).
 
-    ||.||_2 is over channels at each pixel; Eq. 7's denominator sums over the pixels of that frame. A perfect
-    reconstruction (all errors 0) scores 0.
+    ``squared=False``: Eq. 6-7 as written, ||.||_2 over channels at each pixel; Eq. 7's denominator sums over the
+    pixels of that frame. ``squared=True``: the public code's ``point_score`` (cvlab-yonsei/MNAD utils.py), on which
+    the paper's gamma was tuned: e = (I_hat - I)^2 per pixel *and channel*, w = 1 - exp(-e), sum(w e) / sum(w) over
+    the frame. A perfect reconstruction (all errors 0) scores 0 either way.
     """
     if pred.shape != target.shape or pred.dim() != 4:
         raise ValueError(
             f"pred and target must have the same shape (B, Ch, H, W), got {tuple(pred.shape)} and {tuple(target.shape)}"
         )
-    err = torch.linalg.vector_norm(pred - target, ord=2, dim=1)  # (B, H, W), ||I_hat^{ij} - I^{ij}||_2
-    raw = -torch.expm1(-err)  # (B, H, W), 1 - exp(-err), Eq. 7 numerator
-    denom = raw.sum(dim=(1, 2))  # (B,), Eq. 7 denominator over the frame's pixels
-    num = (raw * err).sum(dim=(1, 2))  # (B,), Eq. 6 with the weights' numerator
+    if squared:
+        err = (pred - target).pow(2)  # (B, Ch, H, W), per-element squared error
+    else:
+        err = torch.linalg.vector_norm(pred - target, ord=2, dim=1)  # (B, H, W), ||I_hat^{ij} - I^{ij}||_2
+    dims = tuple(range(1, err.dim()))
+    raw = -torch.expm1(-err)  # 1 - exp(-err), Eq. 7 numerator
+    denom = raw.sum(dim=dims)  # (B,), Eq. 7 denominator over the frame
+    num = (raw * err).sum(dim=dims)  # (B,), Eq. 6 with the weights' numerator
     return num / denom.clamp_min(torch.finfo(denom.dtype).tiny)  # (B,), Eq. 6 (0 when err == 0 everywhere)

@@ -12,8 +12,9 @@ method trained on the normal training videos with one Adam, and the engine calls
   `on_epoch_start(epoch, context)` (default nothing; staged training sets its phase from `epoch`);
   `training_step(batch)` (required); `after_optimizer_step(outputs)` (default nothing; memory updates, with the
   "_..." outputs gathered over processes).
-- test time: `sequential_test` and `reset_test_state()` (default batched scoring, no state); `score_batch(batch)`
-  and `fusion_weights()` (required); `test_statistics()` (default {}; written into metrics.json).
+- test time: `sequential_test`, `begin_scoring(videos)` and `reset_test_state()` (default batched scoring, no
+  state); `score_batch(batch)` and `fusion_weights()` (required); `test_statistics()` (default {}; written into
+  metrics.json).
 - looking inside: `inspect(batch)`, `memory_spaces(batch)` (default {}).
 - ablations: the class attribute `ablations`, name -> config overrides (default {}).
 """
@@ -154,6 +155,9 @@ class Method:
     def sequential_test(self) -> bool:
         """True: a clip's score depends on the clips before it (a test-time update); score one clip at a time."""
         return False
+
+    def begin_scoring(self, videos: list[str]) -> None:
+        """Called once before a scoring pass over `videos` (names, in scoring order): reset per-pass counters."""
 
     def reset_test_state(self) -> None:
         """Called before each test video: restore any state a test-time update changes."""

@@ -49,22 +49,42 @@ class UNetEncoder(nn.Module):
 
 
 class UNetDecoder(nn.Module):
-    """U-Net expanding path mirroring `UNetEncoder(widths)`; skip connections optional; tanh output in [-1, 1]."""
+    """U-Net expanding path mirroring `UNetEncoder(widths)`; skip connections optional; tanh output in [-1, 1].
 
-    def __init__(self, in_channels: int, widths: tuple[int, ...], out_channels: int, skip: bool = True):
+    `style="reference"` is the decoder of MNAD's public code (`model/final_future_prediction_with_memory_spatial_
+    sumonly_weight_ranking_top1.py` and `model/Reconstruction.py`, class Decoder): two 3x3 conv-BN-ReLU layers from
+    `in_channels` (MNAD: query and read concatenated, 2C) to widths[-1] at the bottleneck resolution, so query and
+    read are mixed spatially before any upsampling; then 3x3 stride-2 transposed convs (padding 1, output padding 1)
+    with BN and ReLU. With skips each upsampling goes to the next width and the stage after reads (skip, upsampled);
+    without skips an upsampling keeps its width and the stage after halves it (MNAD-R).
+    `style="lite"` has no bottleneck block and 2x2 stride-2 transposed convs to the next width (vadlab before the
+    MNAD parity work). Convs in front of batch norm carry no bias (the norm's shift replaces it).
+    """
+
+    def __init__(self, in_channels: int, widths: tuple[int, ...], out_channels: int, skip: bool = True,
+                 style: str = "lite"):
         super().__init__()
+        if style not in ("lite", "reference"):
+            raise ValueError(f"style must be 'lite' or 'reference', got {style!r}")
         self.skip = skip
+        self.entry = DoubleConv(in_channels, widths[-1]) if style == "reference" else nn.Identity()
         self.ups = nn.ModuleList()
         self.stages = nn.ModuleList()
-        cin = in_channels
+        cin = widths[-1] if style == "reference" else in_channels
         for width in reversed(widths[:-1]):
-            self.ups.append(nn.Sequential(nn.ConvTranspose2d(cin, width, 2, stride=2, bias=False),
-                                          nn.BatchNorm2d(width), nn.ReLU(inplace=True)))
-            self.stages.append(DoubleConv(width * 2 if skip else width, width))
+            if style == "reference":
+                up_out = width if skip else cin
+                up = nn.ConvTranspose2d(cin, up_out, 3, stride=2, padding=1, output_padding=1, bias=False)
+            else:
+                up_out = width
+                up = nn.ConvTranspose2d(cin, up_out, 2, stride=2, bias=False)
+            self.ups.append(nn.Sequential(up, nn.BatchNorm2d(up_out), nn.ReLU(inplace=True)))
+            self.stages.append(DoubleConv(up_out + width if skip else up_out, width))
             cin = width
         self.head = nn.Conv2d(cin, out_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+        x = self.entry(x)  # (B, widths[-1], h, w) for "reference"; unchanged for "lite"
         for up, stage, skip in zip(self.ups, self.stages, reversed(skips)):
             x = up(x)
             x = stage(torch.cat([x, skip], dim=1) if self.skip else x)

@@ -3,18 +3,39 @@
 Paper: ../shared/papers/003_6481cfb26087dde0.txt. Registered as `mnad_pred` (MNAD-P: 4 frames in, predict the
 5th, U-Net with skips) and `mnad_recon` (MNAD-R: reconstruct the input frame, skips removed, Sec. 3.1.1).
 
-Choices where the paper is silent or ambiguous (each tested in tests/test_mnad.py):
+Choices where the paper is silent or ambiguous (each tested in tests/test_mnad.py). Where the authors' public code
+(cvlab-yonsei/MNAD) decides what the paper leaves open, the config names both and says which is the default:
+- Decoder (`decoder`): "reference" (default) is the public code's: a 2C->C block of two 3x3 conv-BN-ReLU at the
+  bottleneck that mixes query and read before upsampling, and 3x3 stride-2 transposed convs (see
+  vadlab.models.blocks.UNetDecoder). "lite" is vadlab's decoder before the parity work (no such block, 2x2 transposed
+  convs), kept as an option for comparison.
 - Loss scale (`loss_form`): "paper" follows Eq. 8-12 literally: per frame an unsquared L2 norm of the image error
   (Eq. 9) and *sums* over the K queries of the memory losses (Eq. 10, 12), averaged over the frames of a batch.
-  "mean" is the public code's form (mean squared image error, memory losses averaged over queries) and is kept
-  for comparison; the lambdas of Sec. 4.1 were grid-searched with that code, so both are defensible.
+  "reference" is the public code's scaling: mean squared pixel error, compactness as `MSELoss` between a query and
+  its nearest item (squared distance averaged over the C channels and the queries) and separateness as
+  `TripletMarginLoss(margin=alpha)` averaged over the queries. The lambdas of Sec. 4.1 were grid-searched with that
+  code. "mean" is neither: mean squared pixel error with the paper's unsquared memory losses averaged over queries.
+- Test-time gate (`gate_error`, Eq. 6-7): "squared" (default) weighs per-element *squared* errors of [0, 1] images,
+  e = (I_hat - I)^2 per pixel and channel, w = 1 - exp(-e), score = sum(w e) / sum(w), as the public code's
+  `point_score` does: the paper's gamma (0.01 / 0.015) was tuned on that score. "norm" is Eq. 6-7 read literally
+  (the unsquared L2 norm over channels at each pixel), under which gamma is reached only above about 40 dB PSNR,
+  so the update almost never fires.
+- Read weights (`detach_read_weights`): the public code reads with detached matching weights (the read passes no
+  gradient into the encoder); vadlab's default keeps Eq. 2 differentiable. Items are a buffer either way.
+- Item initialisation (`item_init`): "sphere" (default), random unit vectors (normalised Gaussian); "positive",
+  the public code's `normalize(rand)`, all in the positive orthant (mean cosine about 0.75).
+- Score distance (`score_distance`, Eq. 14): "norm" as written; "squared" is the public code's `MSELoss` (equal to
+  the squared distance up to the factor 1/C, which the per-video min-max of Eq. 16 removes).
+- The `reference` ablation switches on every public-code choice above at once (for parity runs).
 - Memory items are a buffer, not parameters: they change only by the update rule (Eq. 3-5), "without any
-  supervisory signals" (Sec. 3.2). They are initialised as random unit vectors from the run's seed.
+  supervisory signals" (Sec. 3.2). They are initialised from the run's seed.
 - The training-time update uses the queries of the whole batch as one set (see vadlab.memory.update) and
-  happens after the optimiser step, with the queries of the forward pass (detached).
+  happens after the optimiser step, with the queries of the forward pass (detached). Eq. 5's normaliser is the max
+  over U^m as written (the public code takes the max over all queries).
 - Test time: each test video starts from the trained memory (so the order of test videos cannot change scores);
   within a video, clips are scored in frame order and a clip whose weighted regular score (Eq. 6-7, images in
-  [0, 1]) is below gamma updates the memory after it is scored. `test_update=False` turns this off.
+  [0, 1]) is at most gamma updates the memory after it is scored. `test_update=False` turns this off. The number
+  of updates per video and the share of test frames that updated are in `metrics.json` (`test_time_updates`).
 - PSNR (Eq. 15) on images rescaled to [0, 1] with peak 1.
 - Reconstruction with motion cues (Sec. 4.3, "sixteen successive video frames to reconstruct the ninth one"):
   `--set frames_in=16 --set target_index=8` on `mnad_recon`. The 16 frames are stacked as input channels of the
@@ -62,8 +83,14 @@ class MNADConfig(MethodConfig):
     gamma: Annotated[float, Range(0)] = 0.01  # test-time update threshold on the weighted regular score (Eq. 6-7)
     score_lambda: Annotated[float, Range(0, 1)] = 0.6  # lambda of Eq. 16: weight of 1 - g(PSNR) against g(D)
     test_update: bool = True  # update the memory at test time (Sec. 3.1.2); DREAM's authors evaluate with it off
-    # "paper": Eq. 9-12 as written (norms, sums over queries); "mean": the public code's MSE and means
-    loss_form: Literal["paper", "mean"] = "paper"
+    # "paper": Eq. 9-12 as written (norms, sums over queries); "reference": the public code's MSE, MSELoss
+    # compactness and TripletMarginLoss separateness (means); "mean": MSE with the paper's memory losses averaged
+    loss_form: Literal["paper", "mean", "reference"] = "paper"
+    decoder: Literal["reference", "lite"] = "reference"  # public code's decoder (2C->C block, 3x3 deconvs) or lite
+    gate_error: Literal["squared", "norm"] = "squared"  # test-time gate on squared errors (public code) or norms
+    detach_read_weights: bool = False  # True: the read passes no gradient to the encoder (public code)
+    item_init: Literal["sphere", "positive"] = "sphere"  # normalize(randn), or normalize(rand) (public code)
+    score_distance: Literal["norm", "squared"] = "norm"  # D of Eq. 14 with norms, or squared (public code's MSE)
 
     def validate(self) -> None:
         stride = 2 ** (len(self.widths) - 1)  # a 2x max-pool between stages
@@ -78,6 +105,11 @@ class MNADConfig(MethodConfig):
                               f"{len(self.widths)}-stage encoder; use batch_size >= 2 or image_size >= {2 * stride}")
 
 
+# The public code's choice wherever the paper is silent (see the module docstring); the `reference` ablation.
+REFERENCE_CHOICES = dict(loss_form="reference", decoder="reference", gate_error="squared", detach_read_weights=True,
+                         item_init="positive", score_distance="squared")
+
+
 class MNADNet(nn.Module):
     """Encoder -> (memory read, concat) -> decoder. `memory` is a (M, C) buffer of unit vectors."""
 
@@ -86,9 +118,10 @@ class MNADNet(nn.Module):
         in_ch = cfg.channels * cfg.frames_in
         self.encoder = UNetEncoder(in_ch, cfg.widths, feature_dim=cfg.feature_dim)
         dec_in = 2 * cfg.feature_dim if cfg.use_memory else cfg.feature_dim
-        self.decoder = UNetDecoder(dec_in, cfg.widths, cfg.channels, skip=cfg.skip)
+        self.decoder = UNetDecoder(dec_in, cfg.widths, cfg.channels, skip=cfg.skip, style=cfg.decoder)
         self.use_memory = cfg.use_memory
-        self.register_buffer("memory", F.normalize(torch.randn(cfg.memory_items, cfg.feature_dim), dim=1))  # (M, C)
+        self.detach_read_weights = cfg.detach_read_weights
+        self.register_buffer("memory", init_items(cfg.memory_items, cfg.feature_dim, cfg.item_init))  # (M, C)
 
     def encode(self, clip: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """clip (B, T, Ch, H, W) -> L2-normalised query map (B, C, h, w) (Sec. 3.1.1) and skip features."""
@@ -105,6 +138,8 @@ class MNADNet(nn.Module):
         if self.use_memory:
             items = self.memory if items is None else items  # (M, C)
             read, out["weights"] = memory.read(queries, items)  # (B, K, C), (B, K, M)  Eq. 1-2
+            if self.detach_read_weights:  # the public code's read: weights.detach() @ items, no gradient
+                read = out["weights"].detach() @ items  # (B, K, C)
         out["output"] = self.decode(qmap, read, skips)  # (B, Ch, H, W) in [-1, 1]
         return out
 
@@ -117,6 +152,30 @@ class MNADNet(nn.Module):
         return self.decoder(torch.cat([qmap, read_map], dim=1), skips)  # input (B, 2C, h, w)
 
 
+def memory_losses(queries: torch.Tensor, items: torch.Tensor, cfg: MNADConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Compactness (Eq. 10) and separateness (Eq. 12) of queries (B, K, C) against items (M, C), in the scale of
+    `cfg.loss_form`: "paper" sums over the K queries of a frame (averaged over frames); "mean" averages over queries;
+    "reference" is the public code's `MSELoss` (squared distance / C, averaged over queries) and
+    `TripletMarginLoss(margin=alpha)` (unsquared distances averaged over queries; torch adds eps=1e-6 inside the norm,
+    which this leaves out)."""
+    if cfg.loss_form == "reference":
+        compact = memory.compactness_loss(queries, items, squared=True) / queries.shape[-1]
+        return compact, memory.separateness_loss(queries, items, cfg.alpha)
+    scale = queries.shape[1] if cfg.loss_form == "paper" else 1  # Eq. 10, 12 sum over the K queries of a frame
+    return (memory.compactness_loss(queries, items) * scale,
+            memory.separateness_loss(queries, items, cfg.alpha) * scale)
+
+
+def init_items(count: int, dim: int, how: str = "sphere") -> torch.Tensor:
+    """Initial memory items (M, C), unit rows: "sphere" normalises a Gaussian (uniform on the sphere), "positive"
+    normalises uniform [0, 1) values as the public code does (`F.normalize(torch.rand(M, C), dim=1)`)."""
+    if how == "sphere":
+        return F.normalize(torch.randn(count, dim), dim=1)
+    if how == "positive":
+        return F.normalize(torch.rand(count, dim), dim=1)
+    raise ValueError(f"item_init must be 'sphere' or 'positive', got {how!r}")
+
+
 def _unit(x: torch.Tensor) -> torch.Tensor:
     """[-1, 1] images -> [0, 1]."""
     return (x + 1.0) / 2.0
@@ -125,7 +184,12 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
 class MNAD(Method):
     """MNAD (Park et al., CVPR 2020): memory-guided normality."""
 
-    ablations = {"no_memory": {"use_memory": False}}  # Table 1 "w/o Mem."
+    ablations = {
+        "no_memory": {"use_memory": False},  # Table 1 "w/o Mem."
+        "no_test_update": {"test_update": False},  # Table 1 without the test-time memory update (Sec. 3.1.2)
+        "no_separateness": {"lambda_s": 0.0},  # Table 1 without L_separate
+        "reference": REFERENCE_CHOICES,  # every choice of the public code at once (parity runs)
+    }
 
     def build_model(self) -> nn.Module:
         return MNADNet(self.config)
@@ -136,18 +200,14 @@ class MNAD(Method):
         err = out["output"] - batch["target"]  # (B, Ch, H, W)
         if cfg.loss_form == "paper":
             rec = err.flatten(1).norm(dim=1).mean()  # Eq. 9: ||I_hat - I||_2 per frame
-            scale = out["queries"].shape[1]  # Eq. 10, 12 sum over the K queries of a frame
-        elif cfg.loss_form == "mean":
-            rec = err.pow(2).mean()
-            scale = 1
+        elif cfg.loss_form in ("mean", "reference"):
+            rec = err.pow(2).mean()  # the public code's MSELoss over all pixels
         else:
-            raise ValueError(f"loss_form must be 'paper' or 'mean', got {cfg.loss_form!r}")
+            raise ValueError(f"loss_form must be 'paper', 'mean' or 'reference', got {cfg.loss_form!r}")
         losses = {"rec": rec}
         total = rec
         if cfg.use_memory:
-            items = self.model.memory
-            losses["compact"] = memory.compactness_loss(out["queries"], items) * scale  # Eq. 10
-            losses["separate"] = memory.separateness_loss(out["queries"], items, cfg.alpha) * scale  # Eq. 12
+            losses["compact"], losses["separate"] = memory_losses(out["queries"], self.model.memory, cfg)
             total = total + cfg.lambda_c * losses["compact"] + cfg.lambda_s * losses["separate"]  # Eq. 8
         losses["loss"] = total
         losses["_queries"] = out["queries"].detach()
@@ -162,30 +222,51 @@ class MNAD(Method):
         """Test-time updates make a clip's score depend on the clips before it: score one clip at a time."""
         return self.config.use_memory and self.config.test_update
 
+    def begin_scoring(self, videos: list[str]) -> None:
+        """A scoring pass starts: the test-time update counters start at zero."""
+        self._updates_per_video: dict[str, int] = {}
+        self._frames_per_video: dict[str, int] = {}
+        self._pending_videos = list(videos)
+
     def reset_test_state(self) -> None:
         self._items = self.model.memory.clone() if self.config.use_memory else None
-        self.test_updates = getattr(self, "test_updates", 0)
+        if not hasattr(self, "_pending_videos"):  # scored outside the engine: one unnamed pass
+            self.begin_scoring([])
+        name = self._pending_videos.pop(0) if self._pending_videos else f"video{len(self._updates_per_video)}"
+        self._video = name
+        self._updates_per_video[name] = 0
+        self._frames_per_video[name] = 0
 
     def test_statistics(self) -> dict:
-        """How many test clips updated the memory (Sec. 3.1.2: a weighted regular score below gamma)."""
-        return {"test_time_memory_updates": getattr(self, "test_updates", 0)}
+        """Test-time memory updates (Sec. 3.1.2: a weighted regular score at most gamma) of the last scoring pass:
+        the count per video, the total and the share of scored test frames that updated the memory."""
+        if not (self.config.use_memory and self.config.test_update):
+            return {}
+        per_video = dict(getattr(self, "_updates_per_video", {}))
+        frames = sum(getattr(self, "_frames_per_video", {}).values())
+        total = sum(per_video.values())
+        return {"test_time_updates": {"per_video": per_video, "total": total, "frames_scored": frames,
+                                      "updated_share": total / frames if frames else 0.0}}
 
     @torch.no_grad()
     def _forward_test(self, batch: dict) -> dict[str, torch.Tensor]:
         if not hasattr(self, "_items"):
             self.reset_test_state()
+        cfg = self.config
         items = self._items
         out = self.model(batch["input"], items)
-        target = batch["target"]
-        signals = {"neg_psnr": -psnr(_unit(out["output"]), _unit(target)),  # Eq. 15, negated: higher = anomalous
-                   "_map": (_unit(out["output"]) - _unit(target)).pow(2).sum(dim=1)}  # (B, H, W) squared error
-        if self.config.use_memory:
-            signals["distance"] = memory.feature_distance(out["queries"], items)  # Eq. 14
-            if self.config.test_update:
-                regular = memory.weighted_regular_score(_unit(out["output"]), _unit(target))  # Eq. 6-7, (B,)
-                keep = regular <= self.config.gamma  # "higher than gamma" -> not used
+        pred, target = _unit(out["output"]), _unit(batch["target"])  # [0, 1]
+        signals = {"neg_psnr": -psnr(pred, target),  # Eq. 15, negated: higher = anomalous
+                   "_map": (pred - target).pow(2).sum(dim=1)}  # (B, H, W) squared error
+        if cfg.use_memory:
+            squared = cfg.score_distance == "squared"
+            signals["distance"] = memory.feature_distance(out["queries"], items, squared=squared)  # Eq. 14
+            if cfg.test_update:
+                regular = memory.weighted_regular_score(pred, target, squared=cfg.gate_error == "squared")  # (B,)
+                keep = regular <= cfg.gamma  # Eq. 6-7: "higher than gamma" -> not used
                 self._items = memory.update(out["queries"], items, frame_mask=keep)
-                self.test_updates += int(keep.sum())  # a diagnostic, counted once per batch
+                self._updates_per_video[self._video] += int(keep.sum())
+                self._frames_per_video[self._video] += len(keep)
         out["signals"] = signals
         return out
 
