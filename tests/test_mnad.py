@@ -176,6 +176,10 @@ def test_parameter_counts_match_the_public_code():
     cfg = create_method("mnad_pred", "smoke", image_size=32, channels=3, widths=(16, 32, 64, 128),
                         feature_dim=128, memory_items=10).config
     assert _reference_count(MNADNet(cfg), unused_norm=128) == 982_275
+    # the public reconstruction network (model/Reconstruction.py) at the same widths, counted by running that code
+    recon_cfg = create_method("mnad_recon", "smoke", image_size=32, channels=3, widths=(16, 32, 64, 128),
+                              feature_dim=128, memory_items=10).config
+    assert _reference_count(MNADNet(recon_cfg), unused_norm=128) == 1_078_083
     lite = MNADNet(create_method("mnad_pred", "smoke", image_size=32, channels=3, widths=(16, 32, 64, 128),
                                  feature_dim=128, memory_items=10, decoder="lite").config)
     assert sum(p.numel() for p in lite.parameters()) == 517_203  # vadlab's own count, biases dropped as before
@@ -319,3 +323,26 @@ def test_reference_ablation_switches_every_public_code_choice():
     cfg = m.config
     assert (cfg.loss_form, cfg.decoder, cfg.gate_error, cfg.detach_read_weights, cfg.item_init,
             cfg.score_distance) == ("reference", "reference", "squared", True, "positive", "squared")
+
+
+def test_checkpoints_written_before_the_options_load_as_they_were_trained(random_layout, tmp_path):
+    """A run from before the parity options has no `decoder`/`gate_error` in its config: it was trained with the
+    lite decoder and scored with the norm gate, and loads as such; resuming it with today's defaults is refused."""
+    from vadlab import engine
+    from vadlab.errors import DataError
+    from vadlab.runs import read_checkpoint, save_checkpoint
+
+    run = tmp_path / "old"
+    m = create_method("mnad_pred", "smoke", decoder="lite", gate_error="norm")
+    engine.fit(m, random_layout, run, seed=0, device="cpu", progress=False)
+    ckpt = run / engine.CHECKPOINT
+    state = read_checkpoint(ckpt, "cpu")
+    for new in ("decoder", "gate_error", "detach_read_weights", "item_init", "score_distance"):
+        del state["config"][new]
+    state["config"]["loss_form"] = "paper"
+    save_checkpoint(ckpt, state)
+    loaded = engine.load_run(run, "cpu")
+    assert (loaded.config.decoder, loaded.config.gate_error) == ("lite", "norm")
+    with pytest.raises(DataError, match="decoder 'lite' -> 'reference'"):
+        engine.fit(create_method("mnad_pred", "smoke", epochs=2), random_layout, run, seed=0, device="cpu",
+                   resume=True, progress=False)

@@ -20,7 +20,7 @@ import numbers
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Mapping, Sequence
+from typing import Annotated, Any, ClassVar, Literal, Mapping, Sequence
 
 from vadlab.errors import ConfigError, DataError
 
@@ -175,6 +175,13 @@ class MethodConfig:
     cosine_schedule: bool = True  # cosine annealing of the lr over all epochs
     grad_clip: Annotated[float, Range(0)] = 0.0  # max gradient norm; 0 disables clipping
     num_workers: Annotated[int, Range(0)] = 0  # DataLoader worker processes
+    # fields added after checkpoints were written without them: the value that reproduces those checkpoints
+    legacy_defaults: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def from_saved(cls, saved: dict) -> dict:
+        """The config fields of a checkpoint, with `legacy_defaults` filled in for fields it predates."""
+        return {**{k: v for k, v in cls.legacy_defaults.items() if k not in saved}, **saved}
 
     def __post_init__(self):
         for name, spec in field_specs(type(self)).items():

@@ -228,10 +228,11 @@ def _train(method, layout, out: Path, group, interrupts: runs.Interrupts, *, see
 
 
 def _check_same_config(state: dict, cfg, ckpt_file: Path) -> None:
-    changed = sorted(k for k, v in asdict(cfg).items() if k != "epochs" and state["config"].get(k) != v)
+    saved = type(cfg).from_saved(state["config"])
+    changed = sorted(k for k, v in asdict(cfg).items() if k != "epochs" and saved.get(k) != v)
     if changed:  # only the epoch count may change on resume
         raise DataError(f"{ckpt_file}: cannot resume with a different config: "
-                        + ", ".join(f"{k} {state['config'].get(k)!r} -> {getattr(cfg, k)!r}" for k in changed))
+                        + ", ".join(f"{k} {saved.get(k)!r} -> {getattr(cfg, k)!r}" for k in changed))
 
 
 def _load_training_state(state: dict, model, optimizer, scheduler) -> None:
@@ -326,7 +327,7 @@ def load_run(run: str | os.PathLike, device: str = "auto", overrides: dict | Non
     state = runs.read_checkpoint(ckpt_file, dev, method=method)
     spec = get_spec(state["method"])
     try:
-        config = spec.config_cls(**state["config"])
+        config = spec.config_cls(**spec.config_cls.from_saved(state["config"]))
     except TypeError as exc:  # a field this version of the method does not have
         raise DataError(f"{ckpt_file}: its {state['method']} config does not fit this version ({exc})") from None
     trained = spec.cls(apply_overrides(config, overrides))

@@ -48,7 +48,7 @@ Choices where the paper is silent or ambiguous (each tested in tests/test_mnad.p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -91,6 +91,8 @@ class MNADConfig(MethodConfig):
     detach_read_weights: bool = False  # True: the read passes no gradient to the encoder (public code)
     item_init: Literal["sphere", "positive"] = "sphere"  # normalize(randn), or normalize(rand) (public code)
     score_distance: Literal["norm", "squared"] = "norm"  # D of Eq. 14 with norms, or squared (public code's MSE)
+    # checkpoints written before these options existed: the lite decoder, and the gate they were scored with
+    legacy_defaults: ClassVar[dict] = {"decoder": "lite", "gate_error": "norm"}
 
     def validate(self) -> None:
         stride = 2 ** (len(self.widths) - 1)  # a 2x max-pool between stages
