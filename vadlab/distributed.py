@@ -7,6 +7,7 @@ memory update sees the global batch; only rank 0 writes files and shows progress
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -51,6 +52,10 @@ def join(device: torch.device) -> Group:
 def leave(group: Group) -> None:
     """Wait until every process is done (the checkpoint is complete) and destroy a group `join` created."""
     if group.size > 1:
+        # Collect the DDP wrapper (and its reducer's pending gloo work) while the group is alive: a gloo work object
+        # freed only at interpreter exit can abort the process ("terminate called without an active exception",
+        # seen once in rank 1 of the torchrun test; pytorch/pytorch#179291 describes the mechanism).
+        gc.collect()
         dist.barrier()
         if group.owns_group:
             dist.destroy_process_group()
