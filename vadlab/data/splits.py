@@ -35,7 +35,7 @@ import numpy as np
 from vadlab.data.layout import Layout, LayoutWriter, Video, load_layout, read_image
 from vadlab.errors import DataError
 
-__all__ = ["Segment", "segments", "kfold_split", "rate_split", "pool_split"]
+__all__ = ["Segment", "segments", "kfold_split", "rate_split", "pool_split", "derived_meta", "source_timeline"]
 
 
 @dataclass(frozen=True)
@@ -219,3 +219,25 @@ def derived_meta(root: str | os.PathLike) -> dict:
     if "derived_from" not in meta:
         raise DataError(f"{root}: not a dataset written by `vadlab data split`")
     return meta
+
+
+def source_timeline(root, values: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+    """Per-frame `values` ({derived test video: (n,)}, e.g. scores) of the pieces of one source test video put back
+    on its source frame numbers: `values` (N,) NaN where no piece lies, `test` (N,) bool the frames in test,
+    `training` (N,) bool the frames moved to training (abnormal/). N = the last source frame listed + 1."""
+    videos = derived_meta(root)["videos"]
+    mine = {k: v for k, v in videos.items() if v["source"].endswith("/" + source)}
+    if not mine:
+        raise DataError(f"{root}: no derived video comes from {source!r}")
+    n = max(v["frames"][1] for v in mine.values())
+    out = {"values": np.full(n, np.nan), "test": np.zeros(n, bool), "training": np.zeros(n, bool)}
+    for name, info in mine.items():
+        split, video = name.split("/", 1)
+        a, b = info["frames"]
+        if split == "testing":
+            out["test"][a:b] = True
+            if video in values:
+                out["values"][a:b] = values[video]
+        elif split == "abnormal":
+            out["training"][a:b] = True
+    return out

@@ -34,7 +34,7 @@ Choices where the paper is silent (each tested in tests/test_dream.py):
   (i + 1) mod n as positive and abnormal clip i mod a as negative, in both branches (anchor and positive normal,
   negative abnormal, Fig. 4). The batch order is random, so the positive is a random other normal clip.
 - Clip labels: a clip is normal when all 5 frames are normal, abnormal when all are anomalous; mixed clips are left
-  out of training (`vadlab.data.sampling.PureClipDataset`). Every batch holds `abnormal_per_batch` abnormal clips
+  out of training (`vadlab.data.sampling.PureClipDataset`); labelled videos shorter than one clip are skipped. Every batch holds `abnormal_per_batch` abnormal clips
   drawn with replacement (`mixed_batches`); an epoch is one pass over the normal clips. This re-sampling is ours.
 - The generator sees normal clips only (Eq. 6 is on normal samples; its BatchNorm statistics stay normal); the
   encoder and heads see both kinds.
@@ -355,7 +355,8 @@ class DREAM(Method):
         if not layout.abnormal:
             raise DataError(f"{layout.root}: {self.name} trains with labelled anomalies and there is no abnormal/ "
                             "pool; derive one with `vadlab data split kfold|rate` or use a synthetic dataset")
-        return tuple(layout.training) + tuple(layout.abnormal)
+        need = self.config.frames_in + int(self.config.predict)
+        return tuple(layout.training) + tuple(v for v in layout.abnormal if len(v) >= need)  # no clip in shorter
 
     def train_dataset(self, layout):
         videos = self.training_videos(layout)
@@ -544,3 +545,48 @@ class DREAMUNet(DREAM):
                  description="DREAM-ConvLSTM: DREAM with MLEP's ConvLSTM backbone (Guo et al., Sec. IV-B)")
 class DREAMConvLSTM(DREAM):
     """DREAM with the ConvLSTM backbone."""
+
+
+TABLE_III_ROWS = {"UNet+Mem": "unet_mem", "UNet+Disc": "unet_disc", "UNet+Mem+Disc": "unet_mem_disc",
+                  "UNet+DualMem+Disc (DREAM)": None}
+
+
+def train_table_iii(data, out, *, name: str = "dream", preset: str = "cpu", seed: int = 0, device: str = "auto",
+                    rows: dict[str, str | None] | None = None, **overrides) -> dict[str, dict]:
+    """Train and evaluate the Table III rows (`TABLE_III_ROWS`: label -> ablation) into `out/<ablation>`; a row
+    already evaluated there is read back. Returns {label: metrics report}."""
+    import json
+    from pathlib import Path
+
+    from vadlab import engine
+    from vadlab.registry import create_method
+
+    reports = {}
+    for label, ablation in (rows or TABLE_III_ROWS).items():
+        run = Path(out) / (ablation or name)
+        if not (run / "metrics.json").exists():
+            method = create_method(name, preset, ablations=[ablation] if ablation else [], **overrides)
+            engine.fit(method, data, run, seed=seed, device=device, resume=True, progress=False)
+            engine.evaluate_run(run, data, device=device, progress=False)
+        reports[label] = json.loads((run / "metrics.json").read_text())
+    return reports
+
+
+def table_iii(reports: dict[str, dict], metric: str = "micro_auc") -> dict[str, dict[str, float]]:
+    """{"this run": {row: metric}} beside the frame-difference baseline on the same frames, for
+    `viz.plot_comparison`, from `train_table_iii`'s reports."""
+    row = {label: float(r[metric]) for label, r in reports.items()}
+    first = next(iter(reports.values()))
+    row["frame_difference"] = float(first["baseline_frame_difference"]["on_method_frames"][metric])
+    return {metric: row}
+
+
+def r_table(stats: dict) -> list[dict]:
+    """The measured r statistics (as written and inverted) beside the paper's Table IV, one row per statistic."""
+    rows = []
+    for key in ("r_normal", "r_abnormal"):
+        if key in stats:
+            rows.append({"statistic": key, "as written (Eq. 15/18)": round(stats[key], 3),
+                         "inverse": round(stats[f"{key}_inverse"], 3),
+                         **{f"paper {d}": v for d, v in PAPER_R[key].items()}})
+    return rows
