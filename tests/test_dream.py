@@ -20,7 +20,15 @@ from vadlab.data.clips import ClipSpec
 from vadlab.data.layout import load_layout
 from vadlab.data.sampling import PureClipDataset, clip_labels, mixed_batches
 from vadlab.errors import ConfigError, DataError
-from vadlab.models.dream import memory_distance_ratio, r_statistics, triplet_indices
+from vadlab.models.dream import (
+    diagnostics,
+    memory_distance_ratio,
+    r_statistics,
+    r_table,
+    table_iii,
+    train_table_iii,
+    triplet_indices,
+)
 from vadlab.registry import create_method
 
 
@@ -300,3 +308,25 @@ def test_torchrun_with_two_processes_trains_dream(tmp_path):
     assert info["processes"] == 2 and state["epoch"] == 2
     for key in ("normality", "abnormality"):
         torch.testing.assert_close(state["model"][key].norm(dim=1), torch.ones(4))
+
+
+def test_diagnostics_measure_the_triplets_usage_and_drift_from_the_seeded_init(random_layout):
+    engine.set_seed(3)
+    method = create_method("dream", "smoke")  # built under seed 3, as engine.fit builds it
+    method.model = method.build_model()
+    layout = load_layout(random_layout)
+    diag = diagnostics(method, layout, seed=3)
+    assert diag["item_drift_normality"] == pytest.approx([0.0] * 4, abs=1e-6)  # untrained: the init itself
+    assert 0 <= diag["triplet_active_normal"] <= 1 and diag["d_pos_abnormal"] >= 0
+    assert sum(diag["item_usage_abnormality"]) == pytest.approx(1.0) and 0 < diag["anomaly_area"] < 1
+
+
+def test_table_iii_rows_train_evaluate_and_are_read_back(random_layout, tmp_path):
+    rows = {"UNet+Disc": "unet_disc", "DREAM": None}
+    reports = train_table_iii(random_layout, tmp_path, preset="smoke", device="cpu", rows=rows)
+    assert (tmp_path / "unet_disc" / "metrics.json").exists() and (tmp_path / "dream" / "metrics.json").exists()
+    table = table_iii(reports)["micro_auc"]
+    assert set(table) == {"UNet+Disc", "DREAM", "frame_difference"}
+    assert train_table_iii(random_layout, tmp_path, preset="smoke", device="cpu", rows=rows) == reports  # read back
+    stats = {"r_normal": 0.5, "r_normal_inverse": 2.0}
+    assert r_table(stats)[0]["inverse"] == 2.0 and r_table(stats)[0]["paper ped2"] == 8.76

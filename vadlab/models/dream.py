@@ -34,8 +34,9 @@ Choices where the paper is silent (each tested in tests/test_dream.py):
   (i + 1) mod n as positive and abnormal clip i mod a as negative, in both branches (anchor and positive normal,
   negative abnormal, Fig. 4). The batch order is random, so the positive is a random other normal clip.
 - Clip labels: a clip is normal when all 5 frames are normal, abnormal when all are anomalous; mixed clips are left
-  out of training (`vadlab.data.sampling.PureClipDataset`); labelled videos shorter than one clip are skipped. Every batch holds `abnormal_per_batch` abnormal clips
-  drawn with replacement (`mixed_batches`); an epoch is one pass over the normal clips. This re-sampling is ours.
+  out of training (`vadlab.data.sampling.PureClipDataset`); labelled videos shorter than one clip are skipped.
+  Every batch holds `abnormal_per_batch` abnormal clips drawn with replacement (`mixed_batches`); an epoch is one
+  pass over the normal clips. This re-sampling is ours.
 - The generator sees normal clips only (Eq. 6 is on normal samples; its BatchNorm statistics stay normal); the
   encoder and heads see both kinds.
 - Eq. 10: PSNR on images mapped to [0, 1], peak 1. Eq. 12: g is min-max over each video's scored frames.
@@ -55,6 +56,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -590,3 +592,71 @@ def r_table(stats: dict) -> list[dict]:
                          "inverse": round(stats[f"{key}_inverse"], 3),
                          **{f"paper {d}": v for d, v in PAPER_R[key].items()}})
     return rows
+
+
+@torch.no_grad()
+def diagnostics(method: DREAM, layout, *, seed: int | None = None, batch_size: int = 32) -> dict:
+    """How a trained DREAM uses its discriminators and memories, over its training clips (normal + labelled):
+
+    - `triplet_active`: share of (anchor, positive, negative) triplets of the training clips with a positive
+      Eq. 5 loss, and the mean squared feature distances normal-normal (`d_pos`) and normal-abnormal (`d_neg`)
+      per branch (each normal clip against the next normal clip and an abnormal clip, as in training);
+    - `item_usage_<memory>`: share of the routed queries whose nearest item is each item (Eq. 3-4's U_m);
+    - `item_drift_<memory>`: 1 - cosine between each item and its initial value (needs the run's `seed`);
+    - `anomaly_area`: mean share of the frame covered by the labelled anomaly where masks exist (what global
+      average pooling has to find).
+    """
+    cfg = method.config
+    if not cfg.dual:
+        raise ConfigError("diagnostics are for DREAM's two branches (variant='dual')")
+    net = method.model.eval()
+    device = next(net.parameters()).device
+    data = method.train_dataset(layout)
+    feats = {"normal": [], "abnormal": []}
+    usage = {"normal": torch.zeros(cfg.memory_items), "abnormal": torch.zeros(cfg.memory_items)}
+    labels = []
+    for batch in torch.utils.data.DataLoader(data, batch_size=batch_size):
+        out = net(batch["input"].to(device), features=True)
+        lab = batch["label"].to(device)
+        labels.append(lab.cpu())
+        for name in ("normal", "abnormal"):
+            feats[name].append(out["features"][name].float().cpu())
+            routed = out["branches"][name]["weights"][lab == (0 if name == "normal" else 1)].argmax(-1)
+            usage[name] += torch.bincount(routed.flatten().cpu(), minlength=cfg.memory_items).float()
+    labels = torch.cat(labels)
+    normal, abnormal = torch.nonzero(labels == 0).flatten(), torch.nonzero(labels == 1).flatten()
+    result: dict = {"normal_clips": len(normal), "abnormal_clips": len(abnormal)}
+    if len(normal) >= 2 and len(abnormal):
+        i = torch.arange(len(normal))
+        for name in ("normal", "abnormal"):
+            f = torch.cat(feats[name])
+            if cfg.normalize_features:
+                f = F.normalize(f, dim=1)
+            fa, fp, fn = f[normal], f[normal[(i + 1) % len(normal)]], f[abnormal[i % len(abnormal)]]
+            d_pos, d_neg = (fa - fp).square().sum(1), (fa - fn).square().sum(1)
+            result[f"d_pos_{name}"] = float(d_pos.mean())
+            result[f"d_neg_{name}"] = float(d_neg.mean())
+            result[f"triplet_active_{name}"] = float((d_pos - d_neg + cfg.beta > 0).float().mean())
+            result[f"triplet_loss_{name}"] = float(torch.relu(d_pos - d_neg + cfg.beta).mean())
+            result[f"feature_norm_{name}"] = float(f.norm(dim=1).mean())
+    for name, buf in (("normal", "normality"), ("abnormal", "abnormality")):
+        result[f"item_usage_{buf}"] = (usage[name] / usage[name].sum().clamp_min(1)).tolist()
+    if seed is not None:
+        from vadlab.engine import set_seed
+
+        set_seed(seed)
+        init = method.build_model()  # the same seeded init as the run's
+        for buf in ("normality", "abnormality"):
+            cos = (getattr(init, buf) * getattr(net, buf).cpu()).sum(1)
+            result[f"item_drift_{buf}"] = (1 - cos).tolist()
+    areas = []
+    for video in layout.testing:
+        if video.masks is not None:
+            from vadlab.data.clips import load_masks
+
+            masks = load_masks(video, 32)  # (N, 32, 32)
+            share = masks.reshape(len(masks), -1).mean(1)
+            areas.append(share[np.asarray(video.labels) == 1])
+    if areas:
+        result["anomaly_area"] = float(np.concatenate(areas).mean())
+    return result
