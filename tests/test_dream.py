@@ -70,8 +70,8 @@ def test_one_paper_preset_training_step_on_cpu_has_the_papers_shapes():
     net = method.model.train()
     batch = {"input": torch.rand(4, 4, 3, 256, 256) * 2 - 1, "target": torch.rand(4, 3, 256, 256) * 2 - 1,
              "label": torch.tensor([0, 0, 1, 0])}
-    seen = {}
-    net.decoder.register_forward_pre_hook(lambda m, args: seen.setdefault("decoder_in", args[0].shape))
+    seen = []
+    net.decoder.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape))
     out = net(batch["input"], batch["label"] == 0, True)
     for branch in ("normal", "abnormal"):
         br = out["branches"][branch]
@@ -79,7 +79,7 @@ def test_one_paper_preset_training_step_on_cpu_has_the_papers_shapes():
         assert br["q_hat"].shape == (4, 512, 32, 32)
         torch.testing.assert_close(br["queries"].norm(dim=-1), torch.ones(4, 1024))
         assert out["features"][branch].shape == (4, 256)
-    assert seen["decoder_in"] == (3, 1024, 32, 32) and out["output"].shape == (3, 3, 256, 256)
+    assert seen == [(3, 1024, 32, 32)] and out["output"].shape == (3, 3, 256, 256)
     optimizer, _ = method.configure_optimizers()
     losses = method.training_step(batch)
     optimizer.zero_grad()
@@ -311,9 +311,9 @@ def test_torchrun_with_two_processes_trains_dream(tmp_path):
 
 
 def test_diagnostics_measure_the_triplets_usage_and_drift_from_the_seeded_init(random_layout):
+    method = create_method("dream", "smoke")
     engine.set_seed(3)
-    method = create_method("dream", "smoke")  # built under seed 3, as engine.fit builds it
-    method.model = method.build_model()
+    method.model = method.build_model()  # built under seed 3, as engine.fit builds it
     layout = load_layout(random_layout)
     diag = diagnostics(method, layout, seed=3)
     assert diag["item_drift_normality"] == pytest.approx([0.0] * 4, abs=1e-6)  # untrained: the init itself

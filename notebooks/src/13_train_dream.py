@@ -8,8 +8,7 @@
 # overrides: `papermill 13_train_dream.ipynb out.ipynb -p preset smoke`.
 
 # %% tags=["parameters"]
-data_root = None          # a common-layout root, or None for the synthetic walkway data
-synth_preset = "default"  # synthetic preset used when data_root is None
+data_root = None          # a common-layout root, or None for the synthetic walkway data (`default`)
 preset = "cpu"            # "smoke" (seconds), "cpu" (minutes on 2 cores), "paper" (GPU)
 backbone = "dream"        # "dream" (U-Net) or "dream_convlstm"
 epochs = None             # None: as in the preset
@@ -30,7 +29,7 @@ from vadlab.data import splits
 from vadlab.models import dream
 from vadlab.registry import create_method
 
-source = data.prepare(data_root, synth_preset, seed=seed)
+source = data.prepare(data_root, "default", seed=seed)
 layout = splits.kfold_split(source.root, f"{out_dir}/data-k{folds}-f{fold}", k=folds, fold=fold, margin=margin,
                             overwrite=True)
 layout.summary()
