@@ -27,8 +27,8 @@ def _reports(folder: Path) -> dict[str, list[dict]]:
     return out
 
 
-def _fmt(values: list[float]) -> str:
-    return f"{np.mean(values):.3f} ± {np.std(values):.3f} ({', '.join(f'{v:.3f}' for v in values)})"
+def _fmt(values: list[float], spec: str = ".3f") -> str:
+    return f"{np.mean(values):{spec}} ± {np.std(values):{spec}} ({', '.join(f'{v:{spec}}' for v in values)})"
 
 
 def main(study: Path, out: Path) -> None:
@@ -90,7 +90,7 @@ def main(study: Path, out: Path) -> None:
                     "triplet_active_abnormal", "feature_norm_normal", "anomaly_area"):
             vals = [row[key] for row in diag_rows if key in row]
             if vals:
-                lines.append(f"- {key}: {_fmt(vals)}")
+                lines.append(f"- {key}: {_fmt(vals, '.3g')}")
         for row in diag_rows[:1]:
             lines.append(f"- item usage (normality, seed 0): {[round(x, 3) for x in row['item_usage_normality']]}")
             lines.append(f"- item usage (abnormality, seed 0): "
