@@ -53,6 +53,22 @@ def _cmd_check(args) -> int:
     return 0
 
 
+def _cmd_split(args) -> int:
+    from vadlab.data import splits
+
+    if args.protocol == "kfold":
+        layout = splits.kfold_split(args.root, args.out, k=args.k, fold=args.fold, unit=args.unit, margin=args.margin,
+                                    overwrite=args.overwrite)
+    elif args.protocol == "rate":
+        layout = splits.rate_split(args.root, args.out, rate=args.rate, seed=args.seed, margin=args.margin,
+                                   overwrite=args.overwrite)
+    else:
+        layout = splits.pool_split(args.root, args.out, types=[t for t in args.types.split(",") if t],
+                                   overwrite=args.overwrite)
+    _print_summary(layout)
+    return 0
+
+
 def _print_summary(layout) -> None:
     print(f"{layout.root}")
     for split, row in layout.summary().items():
@@ -193,6 +209,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_import)
+    split = data.add_parser("split", help="derive a few-anomaly dataset (DREAM Sec. IV-C, IV-E) in the common layout")
+    split = split.add_subparsers(dest="protocol", required=True)
+    p = split.add_parser("kfold", help="fold I of K of the abnormal test data joins training (abnormal/)")
+    p.add_argument("root")
+    p.add_argument("out")
+    p.add_argument("--k", type=int, required=True)
+    p.add_argument("--fold", type=int, required=True, help="0-based")
+    p.add_argument("--unit", default="segment", help="segment (anomalous runs, with a margin) | video (the paper's)")
+    p.add_argument("--margin", type=int, default=5, help="frames removed from test on each side of a moved segment")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_cmd_split)
+    p = split.add_parser("rate", help="half the anomalous test segments held for test, training gets rate R")
+    p.add_argument("root")
+    p.add_argument("out")
+    p.add_argument("--rate", type=float, required=True, help="abnormal / (normal + abnormal) training frames")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--margin", type=int, default=5)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_cmd_split)
+    p = split.add_parser("pool", help="keep only abnormal/ videos of some anomaly types (synthetic data)")
+    p.add_argument("root")
+    p.add_argument("out")
+    p.add_argument("--types", required=True, help="comma-separated anomaly types")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_cmd_split)
     p = data.add_parser("check", help="validate a dataset root; exit 2 on any problem")
     p.add_argument("root")
     p.set_defaults(func=_cmd_check)

@@ -89,6 +89,25 @@ def plot_score_curve(scores: np.ndarray, labels: np.ndarray, *, title: str = "",
     return save(fig, path)
 
 
+def plot_fold_curve(timeline: dict, labels: np.ndarray, *, title: str = "", path=None, ax=None):
+    """Score curve of one source test video of a few-anomaly split (`splits.source_timeline`): the test pieces'
+    scores, ground truth shaded, the frames moved to training (labelled anomalies) and the margins marked."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 2.8))
+    n = len(timeline["values"])
+    _shade(ax, np.asarray(labels)[:n])
+    _shade(ax, timeline["training"], color="tab:orange", alpha=0.35, label="moved to training (labelled anomaly)")
+    _shade(ax, ~timeline["test"] & ~timeline["training"], color="0.5", alpha=0.2, label="margin / left out")
+    ax.plot(np.arange(n), timeline["values"], color="tab:blue", lw=1.4, label="anomaly score (per piece min-max)")
+    ax.set_xlim(-0.5, n - 0.5)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("frame of the source video")
+    ax.set_ylabel("score")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="best", framealpha=0.8)
+    return save(fig, path)
+
+
 def plot_comparison(rows: dict[str, dict[str, float]], *, metric_label: str = "micro AUC", path=None,
                     errors: dict[str, dict[str, float]] | None = None):
     """Grouped bars: rows {group (dataset): {method: value}}, optional error bars {group: {method: spread}}."""
