@@ -47,6 +47,7 @@ def test_paper_preset_parameters_against_mnad_p_and_table_iii_rows():
     III) is MNAD-P's network exactly."""
     dream, mnad = create_method("dream", "paper"), create_method("mnad_pred", "paper")
     assert _count(dream) - _count(mnad) == 1_180_160
+    assert (_count(dream), _count(mnad)) == (16_827_203, 15_647_043)  # Table I: 16.83 M and 15.65 M
     assert _count(create_method("dream", "paper", ablations=["unet_mem"])) == _count(mnad)
     assert dream.config.feature_dim * 2 == mnad.config.feature_dim  # C halved per memory (Sec. III-B)
     assert dream.model.normality.shape == dream.model.abnormality.shape == (10, 256)

@@ -16,8 +16,8 @@ Choices where the paper is silent (each tested in tests/test_dream.py):
 - U-Net layout: vadlab's U-Net blocks (`blocks.UNetEncoder`/`UNetDecoder`, MNAD-P's), `widths` the stages before
   the heads. Each head = conv3x3(w->C)-BN-ReLU-conv3x3(C->C) on the pooled last stage (MNAD's last stage at
   C = 256, half of MNAD's 512), no BN/ReLU after its last conv, then L2 norm. Parameters against MNAD-P built
-  from the same blocks: +1,180,160 at the paper preset, Table I's difference (16.83 M - 15.65 M); the absolute
-  counts match Table I only with MNAD's official decoder (see README).
+  from the same blocks: +1,180,160 at the paper preset, Table I's difference (16.83 M - 15.65 M); with MNAD's
+  public decoder (mnad_pred's default, used here too) the absolute counts match Table I: 16,827,203 and 15,647,043.
 - Concatenation order: Eq. 2 puts the read first, Q_hat = [read, Q]; the generator gets [Q_hat^N, Q_hat^A].
 - Discriminator: conv3x3(2C -> C), stride 1, padding 1, bias, no norm, no activation, then global average pooling:
   f (B, C). Features are not normalised before Eq. 5 (`normalize_features=True` normalises them).
@@ -247,7 +247,11 @@ class DREAMNet(nn.Module):
             self.discriminators = nn.ModuleDict({b: Discriminator(q_hat, c) for b in branches})
         dec_in = q_hat * len(branches)  # DREAM: 2(C^N + C^A)
         if cfg.backbone == "unet":
-            self.decoder = UNetDecoder(dec_in, (*cfg.widths, c), cfg.channels, skip=True)
+            # MNAD-P's decoder as mnad_pred builds it by default (the public code's: a 2C->C block at the bottleneck,
+            # 3x3 transposed convs), bottleneck width 2 * feature_dim (MNAD's C) in every row: the paper preset then
+            # has 16,827,203 parameters against MNAD-P's 15,647,043, Table I's 16.83 M and 15.65 M.
+            self.decoder = UNetDecoder(dec_in, (*cfg.widths, 2 * cfg.feature_dim), cfg.channels, skip=True,
+                                       style="reference")
         else:
             self.decoder = ConvLSTMDecoder(dec_in, cfg.convlstm_widths, cfg.channels)
         if cfg.dual:
