@@ -45,7 +45,8 @@ def start_lab(folder: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(folder / ".runtime"), "JUPYTER_CONFIG_DIR": str(folder / ".cfg")}
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
            "--IdentityProvider.token=", "--ServerApp.password=", f"--ServerApp.root_dir={folder}",
-           "--LabApp.expose_app_in_browser=True", "--ServerApp.disable_check_xsrf=True"]
+           "--LabApp.expose_app_in_browser=True", "--ServerApp.disable_check_xsrf=True", "--ServerApp.allow_root=True",
+           "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     log = open(folder / "lab.log", "w")  # noqa: SIM115  (closed with the process)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     for _ in range(120):
