@@ -328,9 +328,9 @@ def _defaults(notebook: Path) -> dict:
 
 
 def _html(executed: Path, target: Path) -> None:
-    from nbconvert import HTMLExporter
-
     import warnings
+
+    from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(embed_images=True)
     with warnings.catch_warnings():  # scrapbook's records have no HTML form, by design
