@@ -155,10 +155,18 @@ def _load(run, device: str):
 
 
 def _data_of(run) -> str | None:
+    """The dataset a run was trained on (run.json); a relative path is looked up from here, then from the folders
+    above the run (a notebook elsewhere opening a run made from the repository root)."""
     if isinstance(run, (str, os.PathLike)) and (Path(run) / "run.json").exists():
         import json
 
-        return json.loads((Path(run) / "run.json").read_text())["data"]
+        data = Path(json.loads((Path(run) / "run.json").read_text())["data"])
+        if data.is_absolute() or data.exists():
+            return str(data)
+        for parent in Path(run).resolve().parents:
+            if (parent / data).is_dir():
+                return str(parent / data)
+        return str(data)
     return None
 
 
