@@ -331,15 +331,15 @@ class Explorer:
                 finite = arr[np.isfinite(arr)] if arr is not None else np.zeros(0)
                 scale[name] = float(np.percentile(finite, 99.5)) if finite.size else 1.0
             self._scales.append(scale)
+        seconds = sum(m.seconds for m in maps)
+        self._video_note = f"video {name}: {n} frames, maps computed in {seconds:.1f} s " \
+                           f"(curves drawn {time.perf_counter() - t0:.1f} s after the choice)"
         self.frame.max = self.play.max = n - 1
         start = int(np.flatnonzero(maps[0].scored)[0]) if maps[0].scored.any() else 0
         changed = self.frame.value != start
         self.frame.value = start  # triggers show_frame
         if not changed:
             self.show_frame(start)
-        seconds = sum(m.seconds for m in maps)
-        self._video_note = f"video {name}: {n} frames, maps computed in {seconds:.1f} s " \
-                           f"(shown {time.perf_counter() - t0:.1f} s after the choice)"
 
     def hover_at(self, y_frac: float, x_frac: float) -> None:
         """The mouse is at (y, x) as fractions of the frame: show the matching weights of the query there."""
