@@ -99,7 +99,7 @@ def main(argv=None) -> int:
         try:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
-                page = browser.new_page(viewport={"width": 1320, "height": 1000})
+                page = browser.new_page(viewport={"width": 1300, "height": 300 * (2 if args.compare else 1) + 700})
                 page.goto(f"http://127.0.0.1:{port}/lab/tree/explorer.ipynb", wait_until="domcontentloaded")
                 page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
                 page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget "
@@ -113,6 +113,9 @@ def main(argv=None) -> int:
                                        "document.querySelectorAll('.widget-html-content')[0].innerText"
                                        ".includes('maps computed')", timeout=300_000)
                 page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
+                no = page.get_by_role("button", name="No", exact=True)  # JupyterLab's "get news?" toast
+                if no.count():
+                    no.first.click()
                 time.sleep(3)
                 # time slider steps: arrow key on the slider handle -> the status line shows the new frame
                 handle = page.locator(".widget-slider .noUi-handle").first

@@ -21,6 +21,7 @@ import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +171,13 @@ def _data_of(run) -> str | None:
     return None
 
 
+@lru_cache(maxsize=8)
+def _palette(n: int) -> tuple[str, ...]:
+    from vadlab.viz import palette
+
+    return tuple(palette(n))
+
+
 def _sub(a: np.ndarray | None, step: int) -> np.ndarray | None:
     return None if a is None else a[..., ::step, ::step]
 
@@ -246,7 +254,7 @@ class Explorer:
         titles = []
         for label, _ in self.runs:
             titles += [f"{label}: frame", "prediction / reconstruction", "squared error", "anomaly map",
-                       "matching weights of the query under the mouse"]
+                       "query under the mouse"]
         titles.append("anomaly score (per-video min-max); click to jump to a frame")
         specs = [[{}, {}, {}, {}, {}] for _ in range(n)] + [[{"colspan": 5}, None, None, None, None]]
         fig = make_subplots(rows=n + 1, cols=5, specs=specs, subplot_titles=titles, horizontal_spacing=0.03,
@@ -271,10 +279,12 @@ class Explorer:
                                  hovertemplate="item %{x}: %{y:.3f}<extra></extra>"), row=r + 1, col=5)
             idx["weights"] = len(fig.data) - 1
             fig.update_xaxes(title_text="memory item", title_font_size=10, row=r + 1, col=5)
+            fig.update_yaxes(title_text="matching weight", title_font_size=10, title_standoff=2, row=r + 1, col=5)
             self._traces.append(idx)
         # the score curves, the ground truth and the frame marker
-        fig.add_trace(go.Scatter(x=[0], y=[0], fill="tozeroy", mode="none", fillcolor=GT_COLOUR, opacity=0.5,
-                                 name="ground truth anomaly", hoverinfo="skip"), row=n + 1, col=1)
+        fig.add_trace(go.Scatter(x=[0], y=[0], fill="tozeroy", mode="lines", line={"width": 0, "shape": "hvh"},
+                                 fillcolor=GT_COLOUR, opacity=0.55, name="ground truth anomaly", hoverinfo="skip"),
+                      row=n + 1, col=1)
         self._gt_trace = len(fig.data) - 1
         self._curve_traces = []
         for label, _ in self.runs:
@@ -288,7 +298,7 @@ class Explorer:
         self._marker_trace = len(fig.data) - 1
         fig.update_xaxes(title_text="frame (index in the video)", row=n + 1, col=1)
         fig.update_yaxes(title_text="score (0-1)", range=[-0.05, 1.05], row=n + 1, col=1)
-        fig.update_layout(height=300 * n + 280, width=1200, margin={"l": 40, "r": 20, "t": 50, "b": 40},
+        fig.update_layout(height=300 * n + 280, width=1100, margin={"l": 40, "r": 20, "t": 50, "b": 40},
                           legend={"orientation": "h", "y": -0.12}, hovermode="closest", font={"size": 11})
         widget = go.FigureWidget(fig)
         for r, idx in enumerate(self._traces):
@@ -303,7 +313,7 @@ class Explorer:
             if not points.xs:
                 return
             h, w = np.asarray(trace.z).shape[-2:]
-            self.hover_at(float(points.ys[0]) / max(h, 1), float(points.xs[0]) / max(w, 1))
+            self.hover_at((float(points.ys[0]) + 0.5) / max(h, 1), (float(points.xs[0]) + 0.5) / max(w, 1))
 
         return callback
 
@@ -385,8 +395,6 @@ class Explorer:
                              f"score: {scores}; step {ms:.1f} ms<br>{getattr(self, '_video_note', '')}")
 
     def _show_weights(self, r: int, m: VideoMaps, t: int, step: int) -> None:
-        from vadlab.viz import palette
-
         bars = self.figure.data[self._traces[r]["weights"]]
         query = self.figure.data[self._traces[r]["query"]]
         # the chosen space, or this run's first when it has no space of that name (two methods side by side)
@@ -397,15 +405,17 @@ class Explorer:
             return
         k, cell = self._query_index(space)
         values = space.values[t, k].astype(np.float32)  # (M,)
-        colours = palette(len(values))
+        colours = _palette(len(values))
         bars.update(x=np.arange(len(values)), y=np.nan_to_num(values, nan=0.0), marker={"color": colours})
-        if cell is not None:
+        if cell is None:  # queries without a place in the frame: no marker
+            query.update(x=[], y=[])
+        else:
             h, w = m.frames.shape[1:]
             gh, gw = space.grid or (int(round(space.values.shape[1] ** 0.5)),) * 2
-            query.update(x=[(cell[1] + 0.5) * w / gw / step], y=[(cell[0] + 0.5) * h / gh / step],
+            query.update(x=[((cell[1] + 0.5) * w / gw - 0.5) / step], y=[((cell[0] + 0.5) * h / gh - 0.5) / step],
                          marker={"size": max(6, int(300 / gw))})
         axis = self.figure.layout[f"yaxis{(r * 5 + 5)}"]
-        axis.title = "matching probability" if space.kind == "probability" else "distance to the item"
+        axis.title.text = "matching probability" if space.kind == "probability" else "distance to the item"
         if space.kind == "probability":
             axis.range = [0, 1]
 
