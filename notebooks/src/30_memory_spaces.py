@@ -62,6 +62,7 @@ for label, spaces in samples.items():
 sb.glue("memory_spaces", list(next(iter(samples.values()))))
 for label, spaces in summary.items():
     for space, row in spaces.items():
-        sb.glue(f"max_prob_mean[{label}][{space}]", row.get("max_prob_mean", float("nan")))
+        if "max_prob_mean" in row:  # a space without matching weights (nearest by distance) has none
+            sb.glue(f"max_prob_mean[{label}][{space}]", row["max_prob_mean"])
 sb.glue("data_root", str(layout.root))
 sb.glue("figures", figure_paths)
