@@ -409,7 +409,7 @@ def build_report(notebook: str | os.PathLike, root: str | os.PathLike = "reports
     data_root = scraps.get("data_root") or used.get("data_root")
     write_json(partial / "provenance.json", {
         "notebook": str(notebook), "parameters": used, "packages": package_versions(), "git": git_state(),
-        "seed": used.get("seed"), "device": {"asked": used.get("device"), "used": scraps.get("device")},
+        "seed": used.get("seed"), "device": _device(used.get("device"), scraps.get("device")),
         "data": data_provenance(data_root) if data_root and Path(data_root).is_dir() else {"root": data_root},
         "command": " ".join(sys.argv), "host": platform.node(), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
     })
@@ -424,6 +424,16 @@ def build_report(notebook: str | os.PathLike, root: str | os.PathLike = "reports
     os.replace(partial, target)
     shutil.rmtree(old, ignore_errors=True)
     return record
+
+
+def _device(asked, recorded) -> dict:
+    """The device a notebook asked for and the one that means on this machine ("auto": CUDA when there is one)."""
+    import torch
+
+    used = recorded
+    if used is None and isinstance(asked, str):
+        used = "cuda" if asked == "auto" and torch.cuda.is_available() else ("cpu" if asked == "auto" else asked)
+    return {"asked": asked, "used": used, "cuda_available": torch.cuda.is_available()}
 
 
 def _esc(text) -> str:
