@@ -337,9 +337,9 @@ class Explorer:
         self._scales = []
         for m in maps:  # one colour scale per video and map, fixed while scrubbing
             scale = {}
-            for name, arr in (("error", m.error), ("map", m.anomaly_map)):
+            for panel, arr in (("error", m.error), ("map", m.anomaly_map)):
                 finite = arr[np.isfinite(arr)] if arr is not None else np.zeros(0)
-                scale[name] = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+                scale[panel] = float(np.percentile(finite, 99.5)) if finite.size else 1.0
             self._scales.append(scale)
         seconds = sum(m.seconds for m in maps)
         self._video_note = f"video {name}: {n} frames, maps computed in {seconds:.1f} s " \
