@@ -182,6 +182,14 @@ def _sub(a: np.ndarray | None, step: int) -> np.ndarray | None:
     return None if a is None else a[..., ::step, ::step]
 
 
+def _panel(a: np.ndarray, step: int, scale: float) -> np.ndarray:
+    """What a heatmap panel is sent: subsampled, NaN (an unscored frame) as 0, rounded to 3 significant digits of
+    its colour scale. plotly sends 2-D arrays as JSON numbers: a float32 written in full takes about 19 characters,
+    a rounded one 5 or 6, so a slider step sends about a third of the bytes."""
+    decimals = int(max(2, 3 - np.floor(np.log10(max(scale, 1e-12)))))
+    return np.round(np.nan_to_num(_sub(a, step).astype(np.float64), nan=0.0), decimals)
+
+
 class Explorer:
     """An explorer over one or two trained runs on one dataset (see the module docstring).
 
@@ -376,12 +384,13 @@ class Explorer:
                 step = max(1, int(np.ceil(max(h, w) / MAX_SIDE)))
                 if not weights_only:
                     d = self.figure.data
-                    d[idx["frame"]].update(z=_sub(m.frames[t], step), zmin=0, zmax=1)
-                    d[idx["output"]].update(z=_sub(np.nan_to_num(m.output[t], nan=0.0), step), zmin=0, zmax=1)
-                    d[idx["error"]].update(z=_sub(m.error[t], step), zmin=0, zmax=self._scales[r]["error"])
+                    scale = self._scales[r]
+                    d[idx["frame"]].update(z=_panel(m.frames[t], step, 1.0), zmin=0, zmax=1)
+                    d[idx["output"]].update(z=_panel(m.output[t], step, 1.0), zmin=0, zmax=1)
+                    d[idx["error"]].update(z=_panel(m.error[t], step, scale["error"]), zmin=0, zmax=scale["error"])
                     amap = m.anomaly_map[t] if m.anomaly_map is not None else np.zeros((1, 1))
-                    d[idx["map"]].update(z=_sub(amap, step if m.anomaly_map is not None else 1), zmin=0,
-                                         zmax=self._scales[r]["map"])
+                    d[idx["map"]].update(z=_panel(amap, step if m.anomaly_map is not None else 1, scale["map"]),
+                                         zmin=0, zmax=scale["map"])
                 self._show_weights(r, m, t, step)
             marker = self.figure.data[self._marker_trace]
             marker.x = [t] * len(maps)
