@@ -48,10 +48,14 @@ def palette(n: int) -> list[str]:
     return [to_hex(c) for c in cmap(np.linspace(0.0, 1.0, n))]
 
 
+# the paper methods keep their colour whichever others are installed; other methods follow in registry order
+PINNED = ("mnad_pred", "mnad_recon", "dream", "maam", "std", "dream_convlstm")
+
+
 def method_colour(name: str) -> str:
     """The one colour of a method (or a run label starting with a method's name, e.g. "mnad_pred seed 1") in every
-    figure: the frame-difference baseline grey, registered methods by their place in the registry, other labels by a
-    stable hash of the name."""
+    figure: the frame-difference baseline grey, the paper methods a fixed colour each (`PINNED`), other registered
+    methods the next colours in registry order, other labels by a stable hash of the name."""
     import zlib
 
     key = str(name).strip()
@@ -63,9 +67,12 @@ def method_colour(name: str) -> str:
         methods = list_methods()
     except Exception:  # a broken plugin must not stop a figure
         methods = []
-    for m in sorted(methods, key=len, reverse=True):  # the longest registered name that starts the label
+    order = [m for m in PINNED if m in methods or m == key] + [m for m in methods if m not in PINNED]
+    for m in sorted(order, key=len, reverse=True):  # the longest name that starts the label
         if key == m or key.startswith(m + " ") or key.startswith(m + "(") or key.startswith(m + "="):
-            return METHOD_COLOURS[methods.index(m) % len(METHOD_COLOURS)]
+            index = PINNED.index(m) if m in PINNED else len(PINNED) + order.index(m) - len(
+                [p for p in order if p in PINNED])
+            return METHOD_COLOURS[index % len(METHOD_COLOURS)]
     return METHOD_COLOURS[zlib.crc32(key.encode()) % len(METHOD_COLOURS)]
 
 
