@@ -5,7 +5,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 DEMO_DATA := data/synthetic-default
-DEMO_OUT  := reports/demo
+DEMO_OUT  := reports
+DEMO_RUNS := runs/demo
+PRESET    ?= cpu
 
 .PHONY: venv demo test test-fast lint bench notebooks strip clean
 
@@ -21,7 +23,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/vadlab demo --data $(DEMO_DATA) --out $(DEMO_OUT)
+	$(VENV)/bin/vadlab demo --data $(DEMO_DATA) --out $(DEMO_OUT) --runs $(DEMO_RUNS) --preset $(PRESET)
 
 test: lint
 	$(PY) -m pytest -n 2 tests

@@ -98,3 +98,21 @@ def ped2_mini(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ped2") / "ped2-mini"
     import_dataset("ucsd", PED2_MINI, root, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tiny_synthetic, tmp_path_factory):
+    """`smoke_run(method)`: a run folder of `method` trained once per session at its smoke preset."""
+    from vadlab import engine
+    from vadlab.registry import create_method
+
+    runs: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in runs:
+            run = tmp_path_factory.mktemp(f"run-{name}") / "run"
+            engine.fit(create_method(name, "smoke"), tiny_synthetic, run, device="cpu", progress=False)
+            runs[name] = run
+        return runs[name]
+
+    return get

@@ -93,30 +93,12 @@ def _cases() -> list:
     return cases
 
 
-@pytest.fixture(scope="session")
-def smoke_run(tiny_synthetic, tmp_path_factory):
-    """`smoke_run(method)`: a run folder of `method` trained once per session at its smoke preset."""
-    from vadlab import engine
-    from vadlab.registry import create_method
-
-    runs: dict[str, Path] = {}
-
-    def get(name: str) -> Path:
-        if name not in runs:
-            run = tmp_path_factory.mktemp(f"run-{name}") / "run"
-            engine.fit(create_method(name, "smoke"), tiny_synthetic, run, device="cpu", progress=False)
-            runs[name] = run
-        return runs[name]
-
-    return get
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(("path", "method"), _cases())
 def test_notebook_runs_headless_and_records_metrics(path, method, tiny_synthetic, smoke_run, tmp_path):
     declared = _declared(path)
     wanted = {"preset": "smoke", "data_root": str(tiny_synthetic), "out_dir": str(tmp_path / "run"),
-              "device": "cpu", "seed": 0, "tsne_points": 300}
+              "device": "cpu", "seed": 0, "tsne_points": 300, "runs_dir": str(tmp_path / "runs"), "epochs": None}
     if method is not None:
         wanted["run_dir"] = str(smoke_run(method))
     executed = run_notebook(path, tmp_path, {k: v for k, v in wanted.items() if k in declared})
@@ -132,7 +114,7 @@ def test_notebook_runs_headless_and_records_metrics(path, method, tiny_synthetic
             if "auc" in name:
                 assert 0.0 <= value <= 1.0
     figures = scraps.get("figures", [])
-    assert figures, f"{path.name}: no figures recorded"
+    assert figures or scraps.get("memory_spaces") == [], f"{path.name}: no figures recorded"  # [] only: no memory
     for fig in figures:
         fig = Path(fig) if Path(fig).is_absolute() else tmp_path / fig
         assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and fig.stat().st_size > 2000, fig
@@ -143,3 +125,24 @@ def test_notebook_runs_headless_and_records_metrics(path, method, tiny_synthetic
 
         trained = engine.load_run(smoke_run(method), "cpu")
         assert scraps["memory_spaces"] == memory_space_names(trained, load_layout(tiny_synthetic).testing)
+
+
+@pytest.mark.slow
+def test_memory_notebook_with_and_without_separateness(tiny_synthetic, smoke_run, tmp_path):
+    """30_memory_spaces with two runs: MNAD-P and its no-separateness ablation, each space of each run drawn."""
+    from vadlab import engine
+    from vadlab.registry import create_method
+
+    other = tmp_path / "no_sep"
+    engine.fit(create_method("mnad_pred", "smoke", ablations=["no_separateness"]), tiny_synthetic, other,
+               device="cpu", progress=False)
+    path = REPO / "notebooks" / "30_memory_spaces.ipynb"
+    executed = run_notebook(path, tmp_path, {"run_dir": str(smoke_run("mnad_pred")), "other_run_dir": str(other),
+                                             "out_dir": str(tmp_path / "fig"), "tsne_points": 300, "device": "cpu"})
+    scraps = read_notebook_scraps(executed)
+    names = {k for k in scraps if k.startswith("max_prob_mean")}
+    assert names == {"max_prob_mean[mnad_pred][memory]", "max_prob_mean[without separateness loss][memory]"}
+    assert all(0.0 < scraps[k] <= 1.0 for k in names)
+    assert sorted(Path(f).name for f in scraps["figures"]) == sorted(
+        f"{label}_memory_{kind}.png" for label in ("mnad_pred", "without_separateness_loss")
+        for kind in ("tsne", "matching"))

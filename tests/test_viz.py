@@ -33,8 +33,10 @@ def test_item_colours_any_size(n_items):
     cmap, norm, _ = viz.item_colours(n_items)
     rgba = cmap(norm(np.arange(n_items)))  # (M, 4)
     assert rgba.shape == (n_items, 4)
-    if n_items <= 10:  # item i keeps tab10's colour i, as before
-        np.testing.assert_allclose(rgba[:, :3], np.array(plt.get_cmap("tab10").colors[:n_items]))
+    if n_items <= 10:  # item i in the i-th colour-blind-safe colour
+        from matplotlib.colors import to_rgb
+
+        np.testing.assert_allclose(rgba[:, :3], np.array([to_rgb(c) for c in viz.COLOURBLIND10[:n_items]]))
     else:  # the first and the last item differ, nothing is clipped to one end of the map
         assert not np.allclose(rgba[0], rgba[-1]) and 0.0 <= norm(n_items - 1) <= 1.0
 
@@ -99,3 +101,53 @@ def test_history_plot_takes_terms_that_start_late_and_skips_text(tmp_path):
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
     assert labels == ["loss", "rec", "triplet"]
     assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("n", [1, 2, 10, 11, 2000])
+def test_palette_works_for_10_and_2000(n):
+    from matplotlib.colors import to_rgb
+
+    colours = viz.palette(n)
+    rgb = np.array([to_rgb(c) for c in colours])  # (n, 3), every entry a valid colour
+    assert rgb.shape == (n, 3)
+    if n <= 10:  # distinct, from the colour-blind-safe ten
+        assert len(set(colours)) == n and set(colours) <= set(viz.COLOURBLIND10)
+    else:  # one perceptually uniform map: luminance rises monotonically from the first to the last item
+        lum = rgb @ np.array([0.2126, 0.7152, 0.0722])
+        assert np.all(np.diff(lum) >= -1e-3) and lum[-1] - lum[0] > 0.5
+
+
+def test_one_colour_per_method_across_figures(tmp_path):
+    from matplotlib.colors import to_hex
+
+    from vadlab.registry import list_methods
+
+    methods = list_methods()
+    colours = [viz.method_colour(m) for m in methods]
+    assert len(set(colours[:len(viz.METHOD_COLOURS)])) == min(len(methods), len(viz.METHOD_COLOURS))
+    assert viz.BASELINE_COLOUR not in colours and viz.method_colour("frame_difference") == viz.BASELINE_COLOUR
+    assert viz.method_colour(f"{methods[0]} (2)") == colours[0]  # a run label keeps its method's colour
+    fig = viz.plot_comparison({"data": {m: 0.8 for m in methods} | {"frame_difference": 0.7}})
+    bars = {c.get_label(): to_hex(c.patches[0].get_facecolor()) for c in fig.axes[0].containers}
+    assert bars == {m: viz.method_colour(m).lower() for m in [*methods, "frame_difference"]}
+    plt.close(fig)
+    curves = {m: (np.array([0.0, 0.5, 1.0]), np.array([0.0, 0.8, 1.0]), 0.7) for m in methods}
+    fig = viz.plot_roc(curves | {"frame_difference": (np.array([0.0, 1.0]), np.array([0.0, 1.0]), 0.5)})
+    lines = {line.get_label().split(" (")[0]: to_hex(line.get_color()) for line in fig.axes[0].get_lines()}
+    assert all(lines[m] == viz.method_colour(m).lower() for m in [*methods, "frame_difference"])
+    plt.close(fig)
+
+
+def test_export_every_saved_figure_png_300dpi_and_pdf(tmp_path, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setenv(viz.EXPORT_ENV, str(tmp_path / "export"))
+    fig = viz.plot_score_curve(np.linspace(0, 1, 20), np.r_[np.zeros(10), np.ones(10)], method="mnad_pred",
+                               path=tmp_path / "curve.png")
+    plt.close(fig)
+    fig = viz.plot_matching_heatmap(np.full((4, 3), 1 / 3), anomalous=np.array([0, 0, 1, 1], bool))  # no path
+    plt.close(fig)
+    files = sorted(p.name for p in (tmp_path / "export").iterdir())
+    assert files == ["00_curve.pdf", "00_curve.png", "01_figure.pdf", "01_figure.png"]
+    assert Image.open(tmp_path / "export" / "00_curve.png").info["dpi"][0] == pytest.approx(300, abs=1)
+    assert (tmp_path / "export" / "00_curve.pdf").read_bytes()[:5] == b"%PDF-"

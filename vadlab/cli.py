@@ -140,12 +140,13 @@ def _cmd_demo(args) -> int:
     from vadlab.reports import demo
 
     _out_folder(args.out)
-    demo(args.data, args.out, method=args.method, preset=args.preset, train=not args.no_train)
-    return 0
+    records = demo(args.data, args.out, methods=args.method, preset=args.preset, runs=args.runs,
+                   inspect=not args.no_inspect, epochs=args.epochs, device=args.device)
+    return 1 if any(r["status"] != "ok" for r in records) else 0
 
 
 def _cmd_report(args) -> int:
-    from vadlab.reports import read_notebook_scraps, run_notebook
+    from vadlab.reports import _defaults, report_notebooks
 
     params = {}
     for key, value in args.param or []:
@@ -153,19 +154,25 @@ def _cmd_report(args) -> int:
             params[key] = json.loads(value)
         except json.JSONDecodeError:
             params[key] = value
-    if not Path(args.notebook).is_file():
-        raise VadlabError(f"{args.notebook}: no such notebook")
+    declared: set[str] = set()
+    for notebook in args.notebooks:
+        if not Path(notebook).is_file():
+            raise VadlabError(f"{notebook}: no such notebook")
+        declared |= set(_defaults(Path(notebook)))
+    unknown = sorted(set(params) - declared)
+    if unknown:
+        raise VadlabError(f"-p {', '.join(unknown)}: no such parameter in {', '.join(args.notebooks)} "
+                          f"(their parameters: {', '.join(sorted(declared))})")
+    if args.name and len(args.notebooks) > 1:
+        raise VadlabError("--name names one report; give one notebook with it")
     _out_folder(args.out)
-    from papermill.exceptions import PapermillExecutionError
-
-    try:
-        executed = run_notebook(args.notebook, args.out, params, progress=True)
-    except PapermillExecutionError as exc:  # name the failing cell and its error, not a kernel traceback
-        raise VadlabError(f"{args.notebook}: cell {exc.exec_count} failed: {exc.ename}: {exc.evalue}") from None
-    print(f"{executed}")
-    for name, value in read_notebook_scraps(executed).items():
-        print(f"  {name}: {value}")
-    return 0
+    records = report_notebooks(args.notebooks, args.out, params, names=[args.name] if args.name else None,
+                               progress=True)
+    failed = [r for r in records if r["status"] != "ok"]
+    print(f"index: {Path(args.out) / 'index.html'}")
+    for r in failed:
+        print(f"vadlab: report {r['name']} failed at cell {r.get('cell')}: {r.get('error')}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _cmd_curves(args) -> int:
@@ -274,11 +281,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=64)
     p.set_defaults(func=_cmd_baseline)
 
-    p = sub.add_parser("report", help="run a notebook headlessly with papermill into a report folder")
-    p.add_argument("notebook")
-    p.add_argument("--out", required=True)
+    p = sub.add_parser("report", help="run notebooks headlessly into OUT/<name>/ (executed notebook, HTML, every "
+                                      "figure as PNG 300 dpi and PDF, metrics.json, provenance.json) and write "
+                                      "OUT/index.html; exit 1 when a notebook fails (the others still run)")
+    p.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
+    p.add_argument("--out", default="reports", help="the reports folder (default: reports)")
+    p.add_argument("--name", help="the report's folder name (one notebook; default: the notebook's name)")
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                   help="notebook parameter (JSON value, else a string)")
+                   help="notebook parameter (JSON value, else a string); each notebook gets those it declares")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("compare", help="side-by-side metrics of evaluated runs: GROUP is a folder of runs or "
@@ -296,12 +306,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="dataset root (default: the first run's)")
     p.set_defaults(func=_cmd_curves)
 
-    p = sub.add_parser("demo", help="the demo: synthesise, check, baseline, train and evaluate a method")
-    p.add_argument("--method", default="mnad_pred", help="any registered method (`vadlab list`)")
+    p = sub.add_parser("demo", help="the demo: synthesise, train every registered method, compare them, reports "
+                                    "and OUT/index.html")
+    p.add_argument("--method", action="append", help="only these methods (repeatable; default: every registered one)")
     p.add_argument("--data", default="data/synthetic-default")
-    p.add_argument("--out", default="reports/demo")
-    p.add_argument("--preset", default="cpu")
-    p.add_argument("--no-train", action="store_true")
+    p.add_argument("--out", default="reports", help="the reports folder")
+    p.add_argument("--runs", default="runs/demo", help="where the runs go (one folder per method)")
+    p.add_argument("--preset", default="cpu", help="smoke (seconds, for a check), cpu (minutes per method)")
+    p.add_argument("--epochs", type=int, help="override the preset's epochs")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-inspect", action="store_true", help="skip the per-method inspection reports")
     p.set_defaults(func=_cmd_demo)
     return parser
 

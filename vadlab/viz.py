@@ -1,26 +1,112 @@
-"""Figures: matplotlib for print. Every function returns the Figure and, given `path`, saves it (PNG, atomically)."""
+"""Figures: matplotlib for print. Every function returns the Figure and, given `path`, saves it (PNG, atomically).
+
+Figure-ready for papers: labelled axes with units, fonts readable at column width (`STYLE`), one colour per method in
+every figure (`method_colour`: a registered method keeps its colour across figures, the frame-difference baseline is
+grey), and one colour-blind-safe palette (`palette`) that works for 10 items (ten distinct colours) and for 2000
+(a perceptually uniform colour map with a colour bar). Under `vadlab report` (`$VADLAB_FIGURE_EXPORT` set), every
+figure saved here is also written as a 300 dpi PNG and a PDF into that folder."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import matplotlib.pyplot as plt  # headless: matplotlib falls back to Agg by itself
 import numpy as np
+from cycler import cycler
 from matplotlib.colors import BoundaryNorm, Colormap, ListedColormap, Normalize
 from matplotlib.ticker import MaxNLocator
 
 from vadlab.io import atomic_path
 
+# Ten colours that stay distinct under the common colour-vision deficiencies (the "colorblind" palette of seaborn,
+# after Okabe and Ito); the grey (index 7) is kept for the frame-difference baseline.
+COLOURBLIND10 = ("#0173B2", "#DE8F05", "#029E73", "#D55E00", "#CC78BC", "#CA9161", "#FBAFE4", "#949494",
+                 "#ECE133", "#56B4E9")
+BASELINE_COLOUR = COLOURBLIND10[7]
+METHOD_COLOURS = tuple(c for c in COLOURBLIND10 if c != BASELINE_COLOUR)  # 9 colours for methods
+MANY_CMAP = "viridis"  # beyond 10 items: perceptually uniform, readable in grey and with colour-vision deficiencies
+BASELINE_NAMES = ("frame_difference", "frame difference", "frame_diff")
+EXPORT_ENV = "VADLAB_FIGURE_EXPORT"
+EXPORT_DPI = 300
+
+STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "xtick.labelsize": 8, "ytick.labelsize": 8,
+         "legend.fontsize": 8, "figure.titlesize": 10, "axes.prop_cycle": cycler(color=list(METHOD_COLOURS)),
+         "pdf.fonttype": 42}  # 42: TrueType in PDFs, editable text for journals
+plt.rcParams.update(STYLE)
+
+
+def palette(n: int) -> list[str]:
+    """`n` colour-blind-safe colours (hex): up to 10 distinct ones (`COLOURBLIND10`), beyond that `n` samples of a
+    perceptually uniform map (`MANY_CMAP`), where neighbours are alike and a colour bar, not a legend, reads them."""
+    n = max(int(n), 0)
+    if n <= len(COLOURBLIND10):
+        return list(COLOURBLIND10[:n])
+    from matplotlib.colors import to_hex
+
+    cmap = plt.get_cmap(MANY_CMAP)
+    return [to_hex(c) for c in cmap(np.linspace(0.0, 1.0, n))]
+
+
+# the paper methods keep their colour whichever others are installed; other methods follow in registry order
+PINNED = ("mnad_pred", "mnad_recon", "dream", "maam", "std", "dream_convlstm")
+
+
+def method_colour(name: str) -> str:
+    """The one colour of a method (or a run label starting with a method's name, e.g. "mnad_pred seed 1") in every
+    figure: the frame-difference baseline grey, the paper methods a fixed colour each (`PINNED`), other registered
+    methods the next colours in registry order, other labels by a stable hash of the name."""
+    import zlib
+
+    key = str(name).strip()
+    if key.lower() in BASELINE_NAMES or key.lower().startswith("frame diff"):
+        return BASELINE_COLOUR
+    try:
+        from vadlab.registry import list_methods
+
+        methods = list_methods()
+    except Exception:  # a broken plugin must not stop a figure
+        methods = []
+    order = [m for m in PINNED if m in methods or m == key] + [m for m in methods if m not in PINNED]
+    for m in sorted(order, key=len, reverse=True):  # the longest name that starts the label
+        if key == m or key.startswith(m + " ") or key.startswith(m + "(") or key.startswith(m + "="):
+            index = PINNED.index(m) if m in PINNED else len(PINNED) + order.index(m) - len(
+                [p for p in order if p in PINNED])
+            return METHOD_COLOURS[index % len(METHOD_COLOURS)]
+    return METHOD_COLOURS[zlib.crc32(key.encode()) % len(METHOD_COLOURS)]
+
+
+def _export_name(fig, path) -> str:
+    stem = Path(path).stem if path is not None else ""
+    if not stem:
+        title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
+        title = title or next((ax.get_title() for ax in fig.axes if ax.get_title()), "figure")
+        stem = title
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in stem)[:60].strip("_") or "figure"
+
 
 def save(fig, path: str | os.PathLike | None, dpi: int = 150):
-    """Save `fig` to `path` (temp file, then os.replace); returns the figure."""
+    """Save `fig` to `path` (temp file, then os.replace); returns the figure. With `$VADLAB_FIGURE_EXPORT` set (as
+    `vadlab report` does), also write it there as `NN_name.png` (300 dpi) and `NN_name.pdf`."""
     if path is not None:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    export = os.environ.get(EXPORT_ENV)
+    if export:
+        folder = Path(export)
+        folder.mkdir(parents=True, exist_ok=True)
+        n = len(list(folder.glob("*.png")))
+        name = f"{n:02d}_{_export_name(fig, path)}"
+        for suffix, kw in ((".png", {"dpi": EXPORT_DPI}), (".pdf", {})):
+            with atomic_path(folder / f"{name}{suffix}") as tmp:
+                fig.savefig(tmp, bbox_inches="tight", **kw)
     return fig
 
 
-def _shade(ax, labels: np.ndarray, color: str = "tab:red", alpha: float = 0.15, label: str = "ground truth anomaly"):
+GT_COLOUR = "#F4A582"  # ground-truth anomalous frames: a light shade under every method's line
+
+
+def _shade(ax, labels: np.ndarray, color: str = GT_COLOUR, alpha: float = 0.45, label: str = "ground truth anomaly"):
     """Shade the frame ranges where labels == 1."""
     labels = np.asarray(labels).astype(bool)
     edges = np.diff(np.concatenate([[0], labels.astype(int), [0]]))
@@ -32,15 +118,15 @@ def _shade(ax, labels: np.ndarray, color: str = "tab:red", alpha: float = 0.15, 
 def item_colours(n_items: int) -> tuple[Colormap, Normalize, object]:
     """(colour map, norm, colourbar ticks) that colour memory item indices 0..n_items-1 for any memory size.
 
-    Up to 10 items: tab10, item i in tab10's colour i; up to 20: tab20; both discrete, one tick per item (every
-    other item beyond 10). Beyond 20 (MAAM-Net's hundreds of items, STD's clusters): a continuous map (turbo) over
-    the index range with a few integer ticks, since no eye tells 500 colours apart or reads a 500-entry legend."""
+    Up to 10 items: the ten colour-blind-safe colours of `palette`, item i in colour i, discrete, one tick per item.
+    Beyond 10 (MAAM-Net's hundreds of items, STD's clusters, 2000 items): a continuous perceptually uniform map
+    (`MANY_CMAP`) over the index range with a few integer ticks, since no eye tells 500 colours apart or reads a
+    500-entry legend."""
     n = max(int(n_items), 1)
-    if n <= 20:
-        base = plt.get_cmap("tab10" if n <= 10 else "tab20")
-        cmap = ListedColormap(base.colors[:n], name=f"items_{n}")
-        return cmap, BoundaryNorm(np.arange(n + 1) - 0.5, n), np.arange(0, n, 1 if n <= 10 else 2)
-    return plt.get_cmap("turbo"), Normalize(-0.5, n - 0.5), MaxNLocator(nbins=6, integer=True)
+    if n <= len(COLOURBLIND10):
+        cmap = ListedColormap(palette(n), name=f"items_{n}")
+        return cmap, BoundaryNorm(np.arange(n + 1) - 0.5, n), np.arange(0, n, 1)
+    return plt.get_cmap(MANY_CMAP), Normalize(-0.5, n - 0.5), MaxNLocator(nbins=6, integer=True)
 
 
 def _item_colourbar(fig, mappable, ax, ticks, label: str = "memory item"):
@@ -70,19 +156,21 @@ def plot_history(history: list[dict], keys: tuple[str, ...] | None = None, path=
 
 
 def plot_score_curve(scores: np.ndarray, labels: np.ndarray, *, title: str = "", baseline: np.ndarray | None = None,
-                     path=None, ax=None):
-    """Per-frame anomaly score of one video (NaN = unscored, shown as a gap) with its ground truth shaded."""
+                     method: str = "", path=None, ax=None):
+    """Per-frame anomaly score of one video (NaN = unscored, shown as a gap) with its ground truth shaded; the line in
+    `method`'s colour (`method_colour`)."""
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 2.8))
     _shade(ax, labels)
     _shade(ax, np.isnan(scores), color="0.5", alpha=0.12, label="not scorable (left out)")
     frames = np.arange(len(scores))
-    ax.plot(frames, scores, color="tab:blue", lw=1.4, label="anomaly score")
+    ax.plot(frames, scores, color=method_colour(method or title.split(" ")[0]), lw=1.4,
+            label=f"{method} anomaly score" if method else "anomaly score")
     if baseline is not None:
-        ax.plot(frames, baseline, color="0.5", lw=1, ls="--", label="frame difference")
+        ax.plot(frames, baseline, color=BASELINE_COLOUR, lw=1, ls="--", label="frame difference")
     ax.set_xlim(-0.5, len(scores) - 0.5)
     ax.set_ylim(-0.05, 1.05)
-    ax.set_xlabel("frame")
-    ax.set_ylabel("score (per-video min-max)")
+    ax.set_xlabel("frame (index in the video)")
+    ax.set_ylabel("anomaly score\n(per-video min-max, 0-1)")
     if title:
         ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, loc="best", framealpha=0.8)
@@ -116,18 +204,23 @@ def plot_comparison(rows: dict[str, dict[str, float]], *, metric_label: str = "m
     methods = [m for m in methods if m != "frame_difference"] + [m for m in methods if m == "frame_difference"]
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(groups) * max(len(methods), 1) / 3, 3.4))
     width = 0.8 / max(len(methods), 1)
+    values = [v for g in groups for v in rows[g].values() if np.isfinite(v)]
+    bottom = 0.0 if values and min(values) < 0.42 else 0.4  # a value below 0.4 (far worse than chance): from 0
     for j, m in enumerate(methods):
         xs = np.arange(len(groups)) + (j - (len(methods) - 1) / 2) * width
         vals = [rows[g].get(m, np.nan) for g in groups]
         errs = [(errors or {}).get(g, {}).get(m, 0.0) for g in groups]
-        style = {"color": "0.65", "hatch": "//"} if m == "frame_difference" else {}  # the baseline, in grey
+        style = {"color": method_colour(m)}  # the baseline in grey, hatched
+        if m == "frame_difference":
+            style["hatch"] = "//"
         ax.bar(xs, vals, width, label=m, yerr=errs if errors else None, capsize=2, **style)
         for x, v in zip(xs, vals):
             if np.isfinite(v):
-                ax.text(x, 0.42, f"{v:.3f}", ha="center", va="bottom", fontsize=7, rotation=90, color="white")
+                ax.text(x, bottom + 0.02, f"{v:.3f}", ha="center", va="bottom", fontsize=7, rotation=90,
+                        color="black")
     ax.set_xticks(np.arange(len(groups)), groups)
     ax.set_ylabel(metric_label)
-    ax.set_ylim(0.4, 1.08)
+    ax.set_ylim(bottom, 1.08)
     ax.axhline(0.5, color="0.6", lw=0.8, ls=":")
     ax.legend(fontsize=7, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     ax.grid(axis="y", alpha=0.3)
@@ -135,22 +228,88 @@ def plot_comparison(rows: dict[str, dict[str, float]], *, metric_label: str = "m
 
 
 def plot_error_maps(frames: np.ndarray, predictions: np.ndarray, errors: np.ndarray, masks: np.ndarray | None = None,
-                    *, titles: list[str] | None = None, path=None):
-    """Rows of (frame, prediction, error map [, mask outline]); arrays (N, H, W) in [0, 1] (errors any scale)."""
+                    *, anomaly_maps: np.ndarray | None = None, titles: list[str] | None = None,
+                    output_name: str = "prediction", path=None):
+    """Rows of (frame, prediction or reconstruction, squared-error heat map [, the method's anomaly map]) with the
+    ground-truth mask outlined (cyan) where `masks` (N, H, W) hold any pixel (MNAD Fig. 4, MAAM-Net Fig. 8, DREAM
+    Fig. 7 style). Frames and predictions (N, H, W) in [0, 1]; errors and maps any scale, one colour scale per
+    column shared by all rows (so rows compare), with a colour bar."""
     n = len(frames)
-    fig, axes = plt.subplots(n, 3, figsize=(6.6, 2.2 * n), squeeze=False)
-    for i in range(n):
-        for j, (img, name) in enumerate(((frames[i], "frame"), (predictions[i], "prediction"), (errors[i], "error"))):
+    columns = [("frame", frames, "gray", (0.0, 1.0)), (output_name, predictions, "gray", (0.0, 1.0)),
+               ("squared error", errors, "inferno", None)]
+    if anomaly_maps is not None:
+        columns.append(("anomaly map", anomaly_maps, "inferno", None))
+    fig, axes = plt.subplots(n, len(columns), figsize=(2.3 * len(columns) + 0.6, 2.2 * n + 0.3), squeeze=False)
+    for j, (name, arrays, cmap, limits) in enumerate(columns):
+        if limits is None:  # one scale per column, robust to a few hot pixels
+            finite = np.concatenate([np.asarray(a, float)[np.isfinite(a)].ravel() for a in arrays] or [np.zeros(1)])
+            limits = (0.0, float(np.percentile(finite, 99.5)) if finite.size else 1.0)
+            limits = (limits[0], limits[1] if limits[1] > limits[0] else limits[0] + 1e-6)
+        for i in range(n):
             ax = axes[i, j]
-            ax.imshow(img, cmap="gray" if j < 2 else "inferno", vmin=0 if j < 2 else None, vmax=1 if j < 2 else None)
-            if masks is not None and masks[i].any():
-                ax.contour(masks[i], levels=[0.5], colors="cyan", linewidths=0.8)
+            im = ax.imshow(arrays[i], cmap=cmap, vmin=limits[0], vmax=limits[1], interpolation="nearest")
+            if masks is not None and masks[i] is not None and np.asarray(masks[i]).any() and j != 1:
+                ax.contour(np.asarray(masks[i], float), levels=[0.5], colors="cyan", linewidths=0.9)
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
                 ax.set_title(name, fontsize=9)
+            if j >= 2:
+                cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+                cbar.ax.tick_params(labelsize=7)
+                if i == n - 1:
+                    cbar.set_label("squared error (intensity 0-1)" if j == 2 else "method's map (its units)",
+                                   fontsize=7)
         if titles:
-            axes[i, 0].set_ylabel(titles[i], fontsize=8)
+            for i in range(n):
+                axes[i, 0].set_ylabel(titles[i], fontsize=8)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], *, title: str = "", path=None):
+    """ROC curves of several methods on one plot: {name: (false positive rate, true positive rate, AUC)}, one colour
+    per method (`method_colour`), the frame-difference baseline grey and dashed, chance as a dotted diagonal."""
+    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    for name, (fpr, tpr, auc) in curves.items():
+        base = method_colour(name) == BASELINE_COLOUR
+        ax.plot(fpr, tpr, color=method_colour(name), lw=1.0 if base else 1.6, ls="--" if base else "-",
+                label=f"{name} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls=":", label="chance")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel("false positive rate (share of normal frames)")
+    ax.set_ylabel("true positive rate (share of anomalous frames)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def plot_matching_heatmap(weights: np.ndarray, *, anomalous: np.ndarray | None = None, title: str = "",
+                          path=None, ax=None):
+    """Matching probabilities of sampled queries (rows) over the memory items (columns), (N, M) with rows summing to
+    1; rows of queries from anomalous frames are marked on the right. Any M (10 or 2000 items)."""
+    weights = np.asarray(weights, float)
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(min(2.0 + 0.35 * weights.shape[1], 9.0),
+                                                                            1.2 + 0.18 * len(weights)))
+    im = ax.imshow(weights, cmap=MANY_CMAP, vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+    ax.set_xlabel("memory item (index)")
+    ax.set_ylabel("sampled query")
+    if weights.shape[1] <= 20:
+        ax.set_xticks(np.arange(weights.shape[1]))
+    if anomalous is not None and np.asarray(anomalous).any():
+        rows = np.flatnonzero(np.asarray(anomalous))
+        ax.scatter(np.full(len(rows), weights.shape[1] - 0.5 + 0.4), rows, marker="<", s=18, color="#D55E00",
+                   clip_on=False, label="query of an anomalous frame")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
+    cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    cbar.set_label("matching probability", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return save(fig, path)
 
@@ -268,14 +427,15 @@ def plot_video_scores(curves: dict[str, dict[str, np.ndarray]], labels: dict[str
             s = np.asarray(per_video[video], dtype=float)
             auc = (aucs or {}).get(run, {}).get(video)
             name = f"{run} ({auc:.3f})" if auc is not None and np.isfinite(auc) else run
-            style = {"color": "0.3", "lw": 0.8, "ls": "--"} if run == "frame difference" else {"lw": 1.2}
+            style = {"color": method_colour(run), "lw": 0.8 if run == "frame difference" else 1.2,
+                     "ls": "--" if run == "frame difference" else "-"}
             ax.plot(np.arange(len(s)), s, label=name, **style)
         ax.set_xlim(-0.5, len(labels[video]) - 0.5)
         ax.set_ylim(-0.05, 1.05)
         ax.set_title(video, fontsize=9, loc="left")
         ax.legend(fontsize=6.5, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    axes[-1, 0].set_xlabel("frame")
-    fig.supylabel("score (per-video min-max); legend: AUC in this video", fontsize=8)
+    axes[-1, 0].set_xlabel("frame (index in the video)")
+    fig.supylabel("anomaly score (per-video min-max, 0-1); legend: AUC in this video", fontsize=8)
     fig.tight_layout()
     return save(fig, path)
 

@@ -22,7 +22,7 @@ out_dir = "runs/mnad"
 import numpy as np
 import scrapbook as sb
 
-from vadlab import analysis, data, engine, reports, viz
+from vadlab import analysis, data, engine, explore, reports, viz
 from vadlab.models.mnad import memory_diagnostics
 from vadlab.registry import create_method
 
@@ -63,7 +63,16 @@ updates
 scores = engine.load_scores(out_dir)
 video = max(layout.testing, key=lambda v: v.n_anomalous).name
 viz.plot_score_curve(scores["score"][video], scores["label"][video], title=f"{method.name} on {video}",
-                     path=f"{out_dir}/score_curve.png");
+                     method=method.name, path=f"{out_dir}/score_curve.png");
+
+# %% [markdown]
+# ## Error maps (the paper's Fig. 4 style): the most and least anomalous frames of that video
+#
+# Frame, prediction or reconstruction, squared error, the method's anomaly map, and the ground-truth mask in cyan.
+
+# %%
+maps = explore.video_maps(engine.load_run(out_dir, device), layout.video(video))
+explore.plot_video_error_maps(maps, path=f"{out_dir}/error_maps.png");
 
 # %% [markdown]
 # ## Every test video beside the frame-difference baseline (legend: AUC within each video)
@@ -112,5 +121,7 @@ if updates:
     sb.glue("test_updated_share", updates["updated_share"])
 if diagnostics:
     sb.glue("position_locked", diagnostics["position_locked"])
-sb.glue("figures", [f"{out_dir}/loss.png", f"{out_dir}/score_curve.png", f"{out_dir}/memory_maps.png",
+sb.glue("data_root", str(layout.root))
+sb.glue("figures", [f"{out_dir}/loss.png", f"{out_dir}/score_curve.png", f"{out_dir}/error_maps.png",
+                    f"{out_dir}/memory_maps.png",
                     f"{out_dir}/video_curves.png"] + ([f"{out_dir}/memory_tsne.png"] if use_memory else []))

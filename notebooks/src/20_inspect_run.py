@@ -20,7 +20,7 @@ device = "auto"
 import numpy as np
 import scrapbook as sb
 
-from vadlab import analysis, data, engine, reports, viz
+from vadlab import analysis, data, engine, explore, reports, viz
 
 info = engine.run_info(run_dir)
 layout = data.prepare(data_root or info["data"])
@@ -56,6 +56,16 @@ batch = trained.clip(layout.video(video), frame)
 spaces = analysis.memory_space_names(trained, layout.testing)
 spaces
 
+# %% [markdown]
+# ## Error maps of that video: its most and least anomalous frames
+#
+# Frame, prediction or reconstruction, squared error, the method's own anomaly map (where it has one), and the
+# ground-truth mask outlined in cyan.
+
+# %%
+maps = explore.video_maps(trained, layout.video(video))
+explore.plot_video_error_maps(maps, path=f"{figures}/error_maps.png");
+
 # %%
 space_figures = []
 for space in spaces:
@@ -70,4 +80,5 @@ for key in ("micro_auc", "macro_auc", "eer", "frames_left_out"):
     sb.glue(key, report[key])
 sb.glue("baseline_micro_auc", report["baseline_frame_difference"]["micro_auc"])
 sb.glue("memory_spaces", spaces)
-sb.glue("figures", [f"{figures}/loss.png", f"{figures}/video_curves.png"] + space_figures)
+sb.glue("data_root", str(layout.root))
+sb.glue("figures", [f"{figures}/loss.png", f"{figures}/video_curves.png", f"{figures}/error_maps.png"] + space_figures)

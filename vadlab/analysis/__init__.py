@@ -1,5 +1,11 @@
 """Generic analysis over any method's hooks: memory-space sampling for t-SNE and matching-probability figures."""
 
-from vadlab.analysis.memory import memory_space_names, sample_memory_space
+from vadlab.analysis.memory import (
+    heatmap_rows,
+    matching_summary,
+    memory_space_names,
+    sample_memory_space,
+    sample_spaces,
+)
 
-__all__ = ["memory_space_names", "sample_memory_space"]
+__all__ = ["memory_space_names", "sample_memory_space", "sample_spaces", "heatmap_rows", "matching_summary"]

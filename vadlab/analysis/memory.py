@@ -35,7 +35,8 @@ def sample_memory_space(method, videos, space: str | None = None, *, n: int = 20
 
     Returns numpy arrays: `queries` (n, C), `nearest` (n,) the item each query is matched to, `row` (n,) the
     query's row in its query map (0 = top of the frame; -1 when the space has no grid), `anomalous` (n,) the label
-    of the scored frame, and `items` (M, C); plus `space` (its name) and `method` (the method's name)."""
+    of the scored frame, and `items` (M, C); plus `space` (its name) and `method` (the method's name); and, when the
+    space has matching weights, `weights` (n, M), each query's matching probabilities over the items."""
     method.model.eval()
     data = method.test_dataset(videos)
     spaces = _spaces_of(method, data, [0])
@@ -53,6 +54,7 @@ def sample_memory_space(method, videos, space: str | None = None, *, n: int = 20
     clip_of, pos_of = picks // k_total, picks % k_total  # which clip, which query position
     keep = np.unique(clip_of)
     out = {"queries": [], "nearest": [], "row": [], "anomalous": []}
+    weights = []
     items = first.items
     for start in range(0, len(keep), batch_size):
         chunk = keep[start:start + batch_size]
@@ -66,7 +68,50 @@ def sample_memory_space(method, videos, space: str | None = None, *, n: int = 20
             out["nearest"].append(nearest[b, pos].cpu().numpy())
             out["row"].append(pos // width if width else np.full(len(pos), -1))
             out["anomalous"].append(np.full(len(pos), bool(data.labels[video][t])))
+            if ms.weights is not None:
+                weights.append(ms.weights[b, pos].float().cpu().numpy())  # (len(pos), M)
     sample = {k: np.concatenate(v) for k, v in out.items()}
+    if weights:
+        sample["weights"] = np.concatenate(weights)
     sample["items"] = items.float().cpu().numpy()
     sample["space"], sample["method"] = space, method.name
     return sample
+
+
+def sample_spaces(methods: dict, videos, *, n: int = 2000, seed: int = 0) -> dict[str, dict[str, dict]]:
+    """`sample_memory_space` of every memory space of every method: {label: {space: sample}} for {label: method}
+    (e.g. a run and its no-separateness twin); a method without a memory gives {}."""
+    return {label: {space: sample_memory_space(method, videos, space, n=n, seed=seed)
+                    for space in memory_space_names(method, videos)}
+            for label, method in methods.items()}
+
+
+def heatmap_rows(sample: dict, k: int = 24, *, seed: int = 0) -> np.ndarray:
+    """Indices of `k` queries of a sample for a matching-probability heatmap: up to half from anomalous frames
+    (when there are any), the rest from normal ones, drawn seeded, anomalous ones last."""
+    rng = np.random.default_rng(seed)
+    anomalous = np.flatnonzero(sample["anomalous"])
+    normal = np.flatnonzero(~np.asarray(sample["anomalous"], bool))
+    n_abn = min(len(anomalous), k // 2)
+    picks = [np.sort(rng.choice(normal, min(len(normal), k - n_abn), replace=False)),
+             np.sort(rng.choice(anomalous, n_abn, replace=False))]
+    return np.concatenate(picks).astype(int)
+
+
+def matching_summary(samples: dict[str, dict[str, dict]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per run and space: `max_prob_mean` (mean over queries of the largest matching probability: how sharply a
+    query picks one item; the separateness loss should raise it), `items_used` (items nearest to at least one
+    query), `usage_entropy` (entropy of the nearest-item histogram in bits; log2(M) when every item is used
+    equally) and `items`."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for label, per_space in samples.items():
+        for space, s in per_space.items():
+            m = len(s["items"])
+            counts = np.bincount(np.asarray(s["nearest"], int), minlength=m).astype(float)
+            p = counts[counts > 0] / counts.sum()
+            row = {"items": float(m), "items_used": float((counts > 0).sum()),
+                   "usage_entropy": float(-(p * np.log2(p)).sum())}
+            if "weights" in s:
+                row["max_prob_mean"] = float(np.asarray(s["weights"]).max(-1).mean())
+            out.setdefault(label, {})[space] = row
+    return out

@@ -1,0 +1,141 @@
+"""The explorer and the per-video maps behind it and the error-map figures, on real smoke runs of every registered
+method. The widget is driven headlessly: its widgets' values are set, and plotly's own click and hover dispatch
+(what the browser triggers) is called with the points a user would send; then what the figure holds is checked."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from plotly.callbacks import Points
+
+from vadlab import engine, explore
+from vadlab.data.layout import load_layout
+from vadlab.registry import create_method, list_methods
+
+
+@pytest.mark.parametrize("method", list_methods())
+def test_video_maps_score_is_the_evaluation(method, smoke_run, tiny_synthetic):
+    """The explorer's scores are the protocol's: the same fused per-video score as `vadlab evaluate` wrote."""
+    run = smoke_run(method)
+    engine.evaluate_run(run, tiny_synthetic, device="cpu", progress=False)
+    scores = engine.load_scores(run)["score"]
+    trained = engine.load_run(run, "cpu")
+    for video in load_layout(tiny_synthetic).testing:
+        maps = explore.video_maps(trained, video)
+        np.testing.assert_allclose(maps.score, scores[video.name], rtol=1e-6, atol=1e-9, equal_nan=True)
+        scored = maps.scored
+        n = len(video)
+        assert maps.frames.shape[0] == maps.output.shape[0] == maps.error.shape[0] == n
+        assert np.isfinite(maps.output[scored]).all() and np.isnan(maps.output[~scored]).all()
+        if trained.config.channels == 1:  # the error map is the squared error of the shown frame and output
+            np.testing.assert_allclose(maps.error[scored], (maps.output[scored] - maps.frames[scored]) ** 2,
+                                       atol=1e-5)
+        assert maps.masks is not None and maps.masks.shape == maps.frames.shape
+        names = set(trained.memory_spaces(trained.clip(video, int(np.flatnonzero(scored)[0]))))
+        assert set(maps.spaces) == names
+        for space in maps.spaces.values():
+            values = space.values[scored].astype(np.float64)  # (n_scored, K, M)
+            assert np.isfinite(values).all()
+            if space.kind == "probability":
+                np.testing.assert_allclose(values.sum(-1), 1.0, atol=5e-3)  # float16 storage
+
+
+def _points(trace_index: int, x: float, y: float) -> Points:
+    return Points(point_inds=[0], xs=[x], ys=[y], trace_name="", trace_index=trace_index)
+
+
+def test_explorer_two_runs_slider_hover_click_video(smoke_run, tiny_synthetic):
+    ex = explore.Explorer(smoke_run("mnad_pred"), tiny_synthetic, compare=smoke_run("toy_dual"), device="cpu")
+    fig = ex.figure
+    video = ex.video.value
+    ma, mb = ex.maps(0, video), ex.maps(1, video)
+    assert len(ex._curve_traces) == 2 and [fig.data[i].name for i in ex._curve_traces] == ["mnad_pred", "toy_dual"]
+
+    t = int(np.flatnonzero(ma.scored & mb.scored)[2])
+    ex.frame.value = t  # the slider (panels are sent rounded to 3 significant digits of their colour scale)
+    np.testing.assert_allclose(fig.data[ex._traces[0]["frame"]].z, ma.frames[t], atol=5e-3)
+    err_scale = fig.data[ex._traces[0]["error"]].zmax
+    np.testing.assert_allclose(fig.data[ex._traces[0]["error"]].z, ma.error[t], atol=5e-3 * err_scale)
+    assert err_scale == pytest.approx(np.percentile(ma.error[np.isfinite(ma.error)], 99.5))  # fixed per video
+    np.testing.assert_allclose(fig.data[ex._traces[0]["map"]].z, ma.anomaly_map[t],
+                               atol=5e-3 * fig.data[ex._traces[0]["map"]].zmax)
+    np.testing.assert_allclose(fig.data[ex._traces[1]["output"]].z, mb.output[t], atol=5e-3)
+    assert list(fig.data[ex._marker_trace].x) == [t, t]
+    np.testing.assert_allclose(fig.data[ex._marker_trace].y, [ma.score[t], mb.score[t]])
+    np.testing.assert_allclose(np.asarray(fig.data[ex._curve_traces[1]].y, float), mb.score, equal_nan=True)
+    assert np.array_equal(np.asarray(fig.data[ex._gt_trace].y) > 0, ma.labels > 0)  # ground truth shaded
+
+    # the mouse over the bottom-left corner of run 1's frame: the weights of the query there, in both rows
+    h, w = ma.frames.shape[1:]
+    fig.data[ex._traces[0]["frame"]]._dispatch_on_hover(_points(ex._traces[0]["frame"], 0, h - 1), None)
+    space = ma.spaces["memory"]
+    gh, gw = space.grid
+    np.testing.assert_allclose(fig.data[ex._traces[0]["weights"]].y, space.values[t, (gh - 1) * gw].astype(np.float32))
+    assert fig.data[ex._traces[0]["query"]].y[0] > fig.data[ex._traces[0]["query"]].x[0]  # marker bottom-left
+    other = mb.spaces[ex.space.value] if ex.space.value in mb.spaces else next(iter(mb.spaces.values()))
+    ogh, ogw = other.grid
+    corner = (ogh - 1) * ogw
+    np.testing.assert_allclose(fig.data[ex._traces[1]["weights"]].y, other.values[t, corner].astype(np.float32))
+    ex.space.value = "normality"  # the space chooser: run 2 shows its normality memory, run 1 its only one
+    np.testing.assert_allclose(fig.data[ex._traces[1]["weights"]].y,
+                               mb.spaces["normality"].values[t, corner].astype(np.float32))
+
+    # clicking the score curve jumps to that frame; the weights follow the frame for the same query
+    t2 = int(np.flatnonzero(ma.scored)[-1])
+    fig.data[ex._curve_traces[1]]._dispatch_on_click(_points(ex._curve_traces[1], t2, 0.5), None)
+    assert ex.frame.value == t2 and list(fig.data[ex._marker_trace].x) == [t2, t2]
+    np.testing.assert_allclose(fig.data[ex._traces[0]["frame"]].z, ma.frames[t2], atol=5e-3)
+    np.testing.assert_allclose(fig.data[ex._traces[0]["weights"]].y,
+                               space.values[t2, (gh - 1) * gw].astype(np.float32))
+
+    # play drives the slider
+    ex.play.value = t
+    assert ex.frame.value == t
+
+    # another video: curves, ground truth and slider range follow
+    second = next(v for v in ex.video.options if v != video)
+    ex.video.value = second
+    n2 = len(ex.layout.video(second))
+    assert ex.frame.max == n2 - 1 and len(fig.data[ex._curve_traces[0]].y) == n2
+    np.testing.assert_allclose(np.asarray(fig.data[ex._curve_traces[0]].y, float), ex.maps(0, second).score,
+                               equal_nan=True)
+    assert all(ms > 0 for ms in ex.step_ms)
+    stats = explore.benchmark_steps(ex, 5)
+    assert stats["steps"] == 5 and stats["frames"] == n2
+
+
+def test_explorer_method_without_memory(tiny_synthetic, tmp_path):
+    """A method whose memory_spaces is {}: the weights panel stays empty, the space chooser is off, the rest works."""
+    run = tmp_path / "nomem"
+    engine.fit(create_method("mnad_pred", "smoke", ablations=["no_memory"]), tiny_synthetic, run, device="cpu",
+               progress=False)
+    ex = explore.Explorer(run, device="cpu")  # the dataset from run.json
+    m = ex.maps(0, ex.video.value)
+    assert m.spaces == {} and ex.space.disabled
+    t = int(np.flatnonzero(m.scored)[1])
+    ex.frame.value = t
+    ex.hover_at(0.5, 0.5)
+    assert len(ex.figure.data[ex._traces[0]["weights"]].y) == 0
+    np.testing.assert_allclose(ex.figure.data[ex._traces[0]["output"]].z, m.output[t], atol=5e-3)
+
+
+def test_error_map_figure_most_and_least_anomalous(smoke_run, tiny_synthetic, tmp_path):
+    trained = engine.load_run(smoke_run("mnad_pred"), "cpu")
+    layout = load_layout(tiny_synthetic)
+    video = max(layout.testing, key=lambda v: v.n_anomalous)
+    maps = explore.video_maps(trained, video)
+    most, least = maps.extremes(2)
+    assert min(maps.score[most]) >= max(maps.score[least])
+    assert np.nanmax(maps.score) == maps.score[most[0]] and np.nanmin(maps.score) == maps.score[least[0]]
+    fig = explore.plot_video_error_maps(maps, k=2, path=tmp_path / "err.png")
+    images = [ax for ax in fig.axes if ax.images]
+    assert len(images) == 4 * 4  # 4 rows (2 most, 2 least) x (frame, output, error, anomaly map)
+    np.testing.assert_allclose(images[0].images[0].get_array(), maps.frames[most[0]])
+    with_mask = [i for i, t in enumerate(most + least) if maps.masks[t].any()]
+    for ax in images:  # a mask outline (contour) exactly on the frame, error and map panels of masked rows
+        row = images.index(ax) // 4
+        col = images.index(ax) % 4
+        assert bool(ax.collections) == (row in with_mask and col != 1)
+    plt.close(fig)
+    assert (tmp_path / "err.png").read_bytes()[:4] == b"\x89PNG"
