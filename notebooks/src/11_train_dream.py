@@ -1,11 +1,11 @@
-# Source of notebooks/13_train_dream.ipynb (generate with `python tools/make_notebooks.py`).
+# Source of notebooks/11_train_dream.ipynb (generate with `python tools/make_notebooks.py`).
 # %% [markdown]
 # # DREAM: dual normality/abnormality memory with a few labelled anomalies (Guo et al.)
 #
 # A fold of the few-anomaly protocol (Sec. IV-C, cut by anomalous segments with a margin), DREAM trained on it with
 # the labelled anomalies, the Table III ablation on the same data, the r statistics of Sec. IV-G, the two memory
 # spaces, and the score curve with the anomalies that joined training marked. Parameters below are what papermill
-# overrides: `papermill 13_train_dream.ipynb out.ipynb -p preset smoke`.
+# overrides: `papermill 11_train_dream.ipynb out.ipynb -p preset smoke`.
 
 # %% tags=["parameters"]
 data_root = None          # a common-layout root, or None for the synthetic walkway data (`default`)
