@@ -53,7 +53,7 @@ def _index_video(root, n_frames=12, size=(16, 16), labels=None):
     return root
 
 
-# --- 1. the clip split (choice 1) ----------------------------------------------------------------------------------
+# --- 1. the clip split (choice 1) ---------------------------------------------------------------------------------
 def test_clip_split_first_frame_stacked_frames_and_the_sign_of_the_difference(tmp_path):
     """Frame i constant = 10 i: the spatial input is frame t-4, the motion input frames t-4..t-1 in order, the
     target frame t, and x_diff = x_lif - x_fif = +40 grey levels (the sign of Sec. 3.7), in [0, 1] pixel units."""
@@ -85,7 +85,7 @@ def test_the_predicted_frame_is_the_reconstruction_plus_the_difference():
     assert not torch.allclose(method.score_batch(batch)["neg_regularity"], before)
 
 
-# --- architecture (choice 2) ----------------------------------------------------------------------------------------
+# --- architecture (choice 2) ---------------------------------------------------------------------------------------
 def test_structure_at_the_paper_preset():
     """3 BN in the spatial encoder (one after each block), none in the motion AE nor the decoders, LeakyReLU only,
     pixel shuffle in both decoders, 12 motion input channels, z_a and z_m of equal size, r with C_a + C_m channels."""
@@ -121,7 +121,7 @@ def test_representation_lies_in_the_unit_interval():
     torch.testing.assert_close(r.norm(dim=1), torch.ones(r.shape[0], *r.shape[2:]))
 
 
-# --- variance attention (choice 3) --------------------------------------------------------------------------------
+# --- variance attention (choice 3) -------------------------------------------------------------------------------
 def test_attention_uniform_for_channel_constant_features_and_peaked_at_a_hot_location():
     att = S.VarianceAttention(4)
     with torch.no_grad():
@@ -150,7 +150,7 @@ def test_att_stat_var_and_mad():
         torch.testing.assert_close(a[0, 0], expected)
 
 
-# --- losses (choice 5) -----------------------------------------------------------------------------------------------
+# --- losses (choice 5) ----------------------------------------------------------------------------------------------
 def test_gradient_loss_by_hand():
     """Eq. 6's gradient term on 3x3 images: mean | |g(target)| - |g(pred)| | over x and y forward differences."""
     target = torch.tensor([[0.0, 1.0, 3.0], [0.0, 0.0, 0.0], [2.0, 2.0, 2.0]])[None, None]
@@ -160,7 +160,7 @@ def test_gradient_loss_by_hand():
     assert S.gradient_loss(-target, target).item() == 0.0  # |g| is taken before the subtraction
 
 
-# --- the two alternate steps (choice 7) -----------------------------------------------------------------------------
+# --- the two alternate steps (choice 7) ----------------------------------------------------------------------------
 def test_a_step_leaves_the_centres_and_b_step_leaves_the_autoencoders_bitwise():
     method = _method()
     ctx = _context(method)
@@ -193,7 +193,7 @@ def test_scoring_never_changes_the_centres(random_layout, tmp_path):
     assert not trained.model.centres.requires_grad
 
 
-# --- K-means init (choice 6) ---------------------------------------------------------------------------------------
+# --- K-means init (choice 6) --------------------------------------------------------------------------------------
 def test_kmeans_init_equals_sklearn_on_the_documented_sample(random_layout):
     from sklearn.cluster import KMeans
 
@@ -213,7 +213,7 @@ def test_kmeans_init_equals_sklearn_on_the_documented_sample(random_layout):
     assert method.model.centres.min() >= -1e-6 and method.model.centres.max() <= 1  # in r-space
 
 
-# --- schedule (choice 8) -------------------------------------------------------------------------------------------
+# --- schedule (choice 8) ------------------------------------------------------------------------------------------
 def test_paper_schedule_per_stage():
     cfg = get_config("std", "paper")
     assert (cfg.pretrain_epochs, cfg.epochs, cfg.clusters, cfg.frames_in + 1, cfg.image_size) == (50, 150, 32, 5, 256)
@@ -247,7 +247,7 @@ def test_pretraining_leaves_the_centres_alone_and_the_init_opens_the_alternate_s
     assert "cluster" in history[1] and checkpoint(tmp_path / "a")["model"]["centres"].abs().sum() > 0
 
 
-# --- resume at the stage boundaries (the issue) -----------------------------------------------------------------------
+# --- resume at the stage boundaries (the issue) ----------------------------------------------------------------------
 @pytest.mark.parametrize("stop", [1, 2])
 def test_stopped_in_each_stage_resumes_bit_exactly(random_layout, tmp_path, stop):
     """pretrain (epoch 0), K-means init at the start of epoch 1, alternate (epochs 1, 2): a run stopped after the
@@ -266,7 +266,34 @@ def test_stopped_in_each_stage_resumes_bit_exactly(random_layout, tmp_path, stop
     assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
 
 
-# --- score (choice 9) ---------------------------------------------------------------------------------------------
+def test_a_signal_inside_the_first_alternate_epoch_resumes_bit_exactly(random_layout, tmp_path):
+    """SIGTERM after the 2nd step of epoch 1 (the epoch the K-means init opens): the resume replays the epoch's start
+    (the init runs again, then the checkpoint's centres are restored) and ends as a run that never stopped."""
+    import signal
+
+    from vadlab.errors import Interrupted
+
+    kw = dict(pretrain_epochs=1, epochs=3)
+    engine.fit(_method(**kw), random_layout, tmp_path / "full", seed=2, device="cpu", progress=False)
+    method = _method(**kw)
+    step, calls = method.training_step, []
+
+    def stop_at_step(batch):
+        calls.append(1)
+        if len(calls) == n_steps + 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(batch)
+
+    n_steps = len(method.train_dataset(load_layout(random_layout))) // method.config.batch_size
+    method.training_step = stop_at_step
+    with pytest.raises(Interrupted):
+        engine.fit(method, random_layout, tmp_path / "part", seed=2, device="cpu", progress=False)
+    assert checkpoint(tmp_path / "part")["position"]["batches_done"] == 2
+    engine.fit(_method(**kw), random_layout, tmp_path / "part", seed=2, device="cpu", progress=False, resume=True)
+    assert_same_tensors(checkpoint(tmp_path / "full")["model"], checkpoint(tmp_path / "part")["model"])
+
+
+# --- score (choice 9) --------------------------------------------------------------------------------------------
 def test_distance_map_is_nearest_upsampled_and_s_is_the_reciprocal_mean():
     d = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])  # (1, 2, 2)
     e = torch.rand(1, 16, 16)
@@ -290,7 +317,7 @@ def test_the_anomaly_score_is_one_minus_minmax_of_the_reciprocal_per_video():
     assert frame_auc(product_minmax, labels) == pytest.approx(0.25)
 
 
-# --- labels aligned with the predicted frame (choice 11) -------------------------------------------------------------
+# --- labels aligned with the predicted frame (choice 11) ------------------------------------------------------------
 class _LastFrameProbe(S.STD):
     """A fake STD whose score of a clip is the grey level of the frame it predicts (x_lif)."""
 
@@ -316,7 +343,7 @@ def test_scores_land_on_the_predicted_frame_and_the_public_shift_would_fail(tmp_
     assert frame_auc(*public) < 1
 
 
-# --- ablations (choice 10, Table 2 / 3) ------------------------------------------------------------------------------
+# --- ablations (choice 10, Table 2 / 3) -----------------------------------------------------------------------------
 def test_table2_rows_map_to_flag_sets_and_streams_build_only_their_parameters():
     rows = {name: create_method("std", "smoke", ablations=[name]).config for name in S.STD.ablations}
     flags = {name: (c.streams, c.attention, c.use_kmeans) for name, c in rows.items()}
@@ -349,7 +376,16 @@ def test_scores_of_the_one_stream_rows():
         torch.testing.assert_close(signals["neg_regularity"], -1 / err)
 
 
-# --- config rules -----------------------------------------------------------------------------------------------------
+def test_score_frame_real_is_a_test_time_diagnostic_without_the_reconstruction():
+    method = create_method("std", "smoke", score_frame="real")
+    method.model.eval()
+    batch = _batch(method.config)
+    x_fif, _, _ = S.split_clip(batch)
+    out = method.inspect(batch)
+    torch.testing.assert_close(out["output"], x_fif + out["diff"])
+
+
+# --- config rules ----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("overrides", "message"), [
     (dict(pretrain_epochs=2, epochs=2), "never starts"),
     (dict(widths=(4, 6, 8)), "divisible by 4"),
@@ -372,7 +408,7 @@ def test_per_type_signal_auc_on_synthetic(tiny_synthetic, tmp_path):
     assert all(0 <= a <= 1 for per in per_type.values() for a in per.values())
 
 
-# --- torchrun ---------------------------------------------------------------------------------------------------------
+# --- torchrun --------------------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_torchrun_two_processes_through_every_stage(tmp_path):
     """Two gloo processes through pretraining, the K-means init and alternate steps: the per-epoch in-step check
@@ -387,3 +423,20 @@ def test_torchrun_two_processes_through_every_stage(tmp_path):
     state = torch.load(run / "checkpoint.pt", weights_only=False)
     assert state["epoch"] == 3 and json.loads((run / "run.json").read_text())["processes"] == 2
     assert state["model"]["centres"].abs().sum() > 0 and "cluster" in state["history"][-1]
+
+
+# --- figure -----------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("ablation", [None, "t2_app", "t2_mot"])
+def test_clip_figure_shows_the_panels_of_each_variant(tmp_path, ablation):
+    from vadlab import viz
+
+    method = create_method("std", "smoke", ablations=[ablation] if ablation else [])
+    method.model.eval()
+    batch = _batch(method.config, b=1)
+    fig = viz.plot_std_clip(batch, method.inspect(batch), title="t", path=tmp_path / "clip.png")
+    titles = {ax.get_title() for ax in fig.axes if ax.get_title()}
+    assert ("reconstruction of x_fif" in titles) == (ablation != "t2_mot")
+    assert ("predicted difference" in titles) == (ablation != "t2_app")
+    assert ("attention, block 3" in titles) == (ablation is None)
+    assert ("cluster distance D (Eq. 10)" in titles) == (ablation is None)
+    assert (tmp_path / "clip.png").read_bytes()[:4] == b"\x89PNG"

@@ -55,6 +55,7 @@ Choices where the paper is silent or ambiguous (each tested in tests/test_std.py
 10. Ablations (Table 2; the paper does not say how one-stream rows are scored): without K-means s = 1 / mean_p e;
    motion only: xbar_lif = x_fif (the real frame) + xbar_diff; appearance only: the spatial AE reconstructs frame
    t itself and scores frame t (the same frames t >= frames_in). r then holds the one stream present.
+   `score_frame="real"` (a test-time diagnostic, not in the paper) scores the full model with x_fif + xbar_diff.
 11. Labels are those of the predicted frame t (vadlab's `predict` clips): the public code's loader pairs the clip
    ending at t with label t + 1 and never scores the last frame; not copied.
 """
@@ -105,6 +106,8 @@ class STDConfig(MethodConfig):
     kmeans_clips: Annotated[int, Range(1)] = 256  # training clips whose r the K-means init samples
     kmeans_samples: Annotated[int, Range(1)] = 50000  # locations sampled from them (at most)
     kmeans_n_init: Annotated[int, Range(1)] = 10  # sklearn KMeans restarts
+    # test time, a diagnostic: "recon" xbar_lif = xbar_fif + xbar_diff (Sec. 3.7); "real" x_fif + xbar_diff
+    score_frame: Literal["recon", "real"] = "recon"
 
     def validate(self) -> None:
         check_multiple(self.image_size, 8, "STD's encoders (three stride-2 blocks)")
@@ -441,6 +444,8 @@ class STD(Method):
             pred = out["recon"]  # frame t reconstructed
         elif cfg.streams == "motion":
             pred = x_fif + out["diff"]  # the real first frame plus the predicted difference
+        elif cfg.score_frame == "real":
+            pred = x_fif + out["diff"]  # diagnostic (not the paper): the appearance stream's error left out
         else:
             pred = out["recon"] + out["diff"]  # Sec. 3.7: xbar_lif = xbar_fif + xbar_diff
         error = (x_lif - pred).square().sum(dim=1)  # (B, H, W), e(p)
