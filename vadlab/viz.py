@@ -496,3 +496,44 @@ def plot_memory_tsne(sample: dict, *, title: str = "", seed: int = 0, path=None)
         fig.suptitle(title or f"{', '.join(methods)}: memory queries and items (t-SNE)", fontsize=10)
     fig.tight_layout()
     return save(fig, path)
+
+
+def plot_std_clip(batch: dict, inspected: dict, *, title: str = "", path=None):
+    """One clip through STD (`method.inspect(batch)`, pixels in [0, 1]): top row the first frame x_fif, the last frame
+    x_lif, the reconstruction xbar_fif, the real and the predicted RGB difference x_diff, xbar_diff, the predicted
+    last frame xbar_lif; bottom row the three variance-attention maps over x_lif (the paper's Fig. 9), the cluster
+    distance map D (Eq. 10) and the pixel error e. Panels a model variant lacks are left out."""
+    first = ((batch["input"][0, 0] + 1) / 2).float().mean(0).cpu().numpy()  # (H, W), x_fif
+    last = ((batch["target"][0] + 1) / 2).float().mean(0).cpu().numpy()  # (H, W), x_lif
+    grey, signed = Normalize(0, 1), Normalize(-1, 1)
+    top = [(first, "x_fif (first frame)", "gray", grey), (last, "x_lif (last frame)", "gray", grey)]
+    if "recon" in inspected:
+        top.append((inspected["recon"][0].float().mean(0).cpu().numpy(), "reconstruction of x_fif", "gray", grey))
+    if "diff" in inspected:
+        top += [(last - first, "RGB difference x_lif - x_fif", "coolwarm", signed),
+                (inspected["diff"][0].float().mean(0).cpu().numpy(), "predicted difference", "coolwarm", signed)]
+    top.append((inspected["output"][0].float().mean(0).cpu().numpy(), "predicted x_lif", "gray", grey))
+    bottom = [(a[0].float().cpu().numpy(), f"attention, block {i + 1}", "magma", None)
+              for i, a in enumerate(inspected.get("attention", []))]
+    if inspected.get("distance") is not None:
+        bottom.append((inspected["distance"][0].float().cpu().numpy(), "cluster distance D (Eq. 10)", "viridis", None))
+    bottom.append((inspected["error"][0].float().cpu().numpy(), "pixel error e", "inferno", None))
+    cols = max(len(top), len(bottom))
+    fig, axes = plt.subplots(2, cols, figsize=(2.4 * cols, 5.2), squeeze=False)
+    for row, panels in enumerate((top, bottom)):
+        for ax in axes[row]:
+            ax.axis("off")
+        for ax, (img, name, cmap, norm) in zip(axes[row], panels):
+            if name.startswith("attention"):  # Fig. 9 style: the map upsampled over the last frame
+                ax.imshow(last, cmap="gray", norm=grey)
+                im = ax.imshow(img, cmap=cmap, alpha=0.6, extent=(-0.5, last.shape[1] - 0.5, last.shape[0] - 0.5, -0.5),
+                               interpolation="bilinear")
+            else:
+                im = ax.imshow(img, cmap=cmap, norm=norm, interpolation="nearest")
+            ax.set_title(name, fontsize=8)
+            if cmap != "gray":
+                fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save(fig, path)
