@@ -55,7 +55,7 @@ def test_train_evaluate_round_trip(random_layout, tmp_path):
 
 
 @pytest.mark.parametrize("argv, expect", [
-    (["train", "nope", "--data", "X", "--out", "Y"], "unknown method 'nope'; valid methods: mnad_pred, mnad_recon"),
+    (["train", "nope", "--data", "X", "--out", "Y"], "unknown method 'nope'; valid methods: "),
     (["train", "mnad_pred", "--data", "X", "--out", "Y", "--preset", "huge"], "unknown preset 'huge'"),
     (["train", "mnad_pred", "--data", "X", "--out", "Y", "--set", "lamda=1"], "unknown config key 'lamda'"),
     (["train", "mnad_pred", "--data", "X", "--out", "Y", "--set", "epochs=two"], "epochs=two"),

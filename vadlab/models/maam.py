@@ -43,7 +43,6 @@ from typing import Annotated, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vadlab import memory
@@ -338,7 +337,7 @@ SMOKE = MAAMConfig(image_size=(24, 40), channels=1, enc_widths=(4, 8, 8, 16, 16)
 PRESETS = {"paper": PAPER_PED2, "paper_avenue": PAPER_AVENUE, "paper_shanghaitech": PAPER_SHT, "cpu": CPU,
            "smoke": SMOKE}
 register_method("maam", config_cls=MAAMConfig, presets=PRESETS,
-                description="MAAM-Net: memory-augmented appearance-motion network, PSCD scoring (Wang et al. 2023)")(MAAM)
+                description="MAAM-Net: memory-augmented appearance-motion network (Wang et al. 2023)")(MAAM)
 
 
 def branch_aucs(scores: dict, labels: dict) -> dict[str, dict[str, float]]:
