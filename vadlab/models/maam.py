@@ -328,7 +328,7 @@ PAPER_SHT = MAAMConfig(**_PAPER, image_size=(180, 320), memory_items=2000, lr=1e
 _CPU_SIZE = (64, 96)
 _CPU_PATCH, _CPU_STRIDE = _scaled(_CPU_SIZE, (240, 360), (30, 20), (8, 5))
 CPU = MAAMConfig(image_size=_CPU_SIZE, channels=3, enc_widths=(16, 32, 64, 128, 128), dec_widths=(64, 64, 32, 16),
-                 memory_items=500, batch_size=8, epochs=12, lr=1e-3, cosine_schedule=False, bn_momentum=0.1,
+                 memory_items=500, batch_size=8, epochs=8, lr=1e-3, cosine_schedule=False, bn_momentum=0.1,
                  patch=_CPU_PATCH, patch_stride=_CPU_STRIDE, psi=10 / 11)
 SMOKE = MAAMConfig(image_size=(24, 40), channels=1, enc_widths=(4, 8, 8, 16, 16), dec_widths=(8, 8, 4, 4),
                    memory_items=20, batch_size=4, epochs=1, lr=1e-3, cosine_schedule=False, bn_momentum=0.1,
@@ -352,3 +352,42 @@ def branch_aucs(scores: dict, labels: dict) -> dict[str, dict[str, float]]:
             per_video = {v: np.asarray(s, np.float64) for v, s in scores[name].items()}
             out[name] = {mode: frame_auc(normalise(per_video, mode), labels) for mode in ("video", "global")}
     return out
+
+
+@torch.no_grad()
+def item_usage(method: MAAM, videos, batch_size: int = 32) -> np.ndarray:
+    """(N,) how many queries of the scored frames of `videos` select each item (non-zero weight after shrinkage)."""
+    net = method.model.eval()
+    data = method.test_dataset(videos)
+    device = net.memory.device
+    counts = torch.zeros(method.config.memory_items, dtype=torch.float64, device=device)
+    for batch in torch.utils.data.DataLoader(data, batch_size=batch_size):
+        z, _ = net.encode(batch["input"][:, 0].to(device))
+        _, _, weights = net.read(z)  # (B, K, N)
+        counts += (weights > 0).flatten(0, 1).sum(0).double()
+    return counts.cpu().numpy()
+
+
+@torch.no_grad()
+def map_rows(method: MAAM, layout, picks: list[tuple[str, int]]) -> list[dict]:
+    """Rows for `viz.plot_flow_error_maps`: frame, flow target, error maps and fused PSCD map of (video, frame)
+    pairs of the test split, with the ground-truth mask at the model's size where the video has masks."""
+    from vadlab.data.clips import load_masks
+
+    method.model.eval()
+    rows = []
+    for name, t in picks:
+        video = layout.video(name)
+        batch = method.clip(video, t)
+        batch = {k: v.to(next(method.model.parameters()).device) if torch.is_tensor(v) else v
+                 for k, v in batch.items()}
+        out = method.inspect(batch)
+        masks = load_masks(video, method.frame_size)
+        rows.append({"frame": ((batch["target"][0].mean(0) + 1) / 2).cpu().numpy(),
+                     "flow": batch["flow"][0].cpu().numpy() if "flow" in batch else None,
+                     "d_app": out["d_app"][0].cpu().numpy() if "d_app" in out else None,
+                     "d_mot": out["d_mot"][0].cpu().numpy() if "d_mot" in out else None,
+                     "pscd": out["pscd_map"][0].cpu().numpy(),
+                     "mask": None if masks is None else masks[t],
+                     "title": f"{name} #{t} (label {int(video.labels[t])})"})
+    return rows
