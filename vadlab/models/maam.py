@@ -391,3 +391,23 @@ def map_rows(method: MAAM, layout, picks: list[tuple[str, int]]) -> list[dict]:
                      "mask": None if masks is None else masks[t],
                      "title": f"{name} #{t} (label {int(video.labels[t])})"})
     return rows
+
+
+def branch_rows(aucs: dict[str, dict[str, float]], baseline: float | None = None) -> dict[str, dict[str, float]]:
+    """`branch_aucs` as rows for `viz.plot_comparison`: {normalisation: {branch: AUC}}, the frame-difference
+    baseline (on the same frames, per-video normalised) beside the per-video group."""
+    names = {"app": "appearance", "mot": "motion", "pscd": "fused PSCD"}
+    rows = {mode: {names[k]: v[mode] for k, v in aucs.items()} for mode in ("video", "global")}
+    if baseline is not None:
+        rows["video"]["frame_difference"] = baseline
+    return {"per-video min-max": rows["video"], "global min-max": rows["global"]}
+
+
+def pick_frames(scores: dict, layout, n: int = 4) -> list[tuple[str, int]]:
+    """(video, frame) of the `n` - 1 highest fused scores of the test split (per-video normalised) and of the
+    lowest: frames worth looking at in the error-map figure."""
+    fused = scores["score"]
+    ranked = sorted(((float(s), v, t) for v, arr in fused.items() for t, s in enumerate(arr) if np.isfinite(s)),
+                    reverse=True)
+    picks = [(v, t) for _, v, t in ranked[:max(n - 1, 1)]] + [(ranked[-1][1], ranked[-1][2])]
+    return picks[:n] if n > 1 else picks[:1]
