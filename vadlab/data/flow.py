@@ -213,7 +213,8 @@ def flow_for_videos(videos: Sequence[Video], size: int | tuple[int, int] | None 
     """Flow of every video (computed and cached on first use, with a progress bar): at `size` (float32
     (N, 2, h, w) each), or at native size (float16 (N, H, W, 2)) when `size` is None."""
     out = []
-    for video in tqdm(videos, desc=f"optical flow ({method})", unit="video", disable=not progress or not videos):
+    for video in tqdm(videos, desc=f"optical flow ({method})", unit="video", disable=not progress or not videos,
+                      leave=False):
         if size is None:
             out.append(native_flow(video, method, flow_root=flow_root, progress=progress))
         else:

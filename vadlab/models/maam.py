@@ -205,14 +205,14 @@ class MAAM(Method):
         return ClipSpec(2, False, 0)  # frame t (the input and target) and t+1 (its flow's end): last frame unscored
 
     def extra_inputs(self, videos, split):
-        """item["flow"]: the flow F_t (2, h, w) at the model's size (`vadlab.data.flow`, cached)."""
+        """item["flow"]: the flow F_t (2, h, w) at the model's size (`vadlab.data.flow`: computed with a progress bar
+        on first use, then loaded from the cache)."""
         if self.config.branches == "appearance" or not videos:
             return {}
         from vadlab.data.flow import flow_for_videos
 
         cfg = self.config
-        return {"flow": flow_for_videos(videos, self.frame_size, cfg.flow_method, flow_root=cfg.flow_root or None,
-                                        progress=False)}
+        return {"flow": flow_for_videos(videos, self.frame_size, cfg.flow_method, flow_root=cfg.flow_root or None)}
 
     def _losses(self, out: dict, batch: dict) -> dict[str, torch.Tensor]:
         cfg = self.config
