@@ -11,6 +11,7 @@ import pytest
 from vadlab.data import flow as fl
 from vadlab.data.layout import load_layout
 from vadlab.errors import DataError
+from vadlab.registry import create_method
 
 
 def _texture(h=96, w=128, seed=0) -> np.ndarray:
@@ -124,18 +125,22 @@ def test_a_damaged_cache_entry_is_rebuilt(random_layout):
 
 def test_users_flo_files_load_like_computed_flow(random_layout, tmp_path):
     layout = load_layout(random_layout)
-    video = layout.training[0]
+    video, other = layout.training
     rng = np.random.default_rng(1)
     flows = rng.normal(size=(len(video) - 1, 24, 32, 2)).astype(np.float32)
-    for t, f in enumerate(flows):
-        fl.write_flo(tmp_path / "flo" / "training" / video.name / f"{t:03d}.flo", f)
-    got = fl.native_flow(video, "files", flow_root=str(tmp_path / "flo"))
-    np.testing.assert_allclose(np.asarray(got[:-1], np.float32), flows, atol=2e-3, rtol=1e-3)
-    assert np.isnan(np.asarray(got[-1], np.float32)).all()
-    (tmp_path / "flo" / "training" / video.name / "000.flo").unlink()
+    for t, f in enumerate(flows):  # inside the dataset: ROOT/<split>/flow/<video>/, and under another root
+        fl.write_flo(random_layout / "training" / "flow" / video.name / f"{t:03d}.flo", f)
+        fl.write_flo(tmp_path / "flo" / "training" / other.name / f"{t:03d}.flo", f)
+    for v, root in ((video, None), (other, str(tmp_path / "flo"))):
+        got = fl.native_flow(v, "files", flow_root=root)
+        np.testing.assert_allclose(np.asarray(got[:-1], np.float32), flows, atol=2e-3, rtol=1e-3)
+        assert np.isnan(np.asarray(got[-1], np.float32)).all()
+    assert load_layout(random_layout).training == layout.training  # the flow folder is no video
+    method = create_method("maam", "smoke", flow_method="files")
+    small = method.extra_inputs([video], "training")["flow"][0]
+    np.testing.assert_allclose(small[:-1], fl.load_flow(video, method.frame_size, "files")[:-1])
+    (random_layout / "training" / "flow" / video.name / "000.flo").unlink()
     with pytest.raises(DataError, match="10 .flo files for 12 frames"):
-        fl.native_flow(video, "files", flow_root=str(tmp_path / "flo"))
-    with pytest.raises(DataError, match="needs flow_root"):
         fl.native_flow(video, "files")
 
 

@@ -6,8 +6,9 @@ FlowNet2; vadlab computes it with OpenCV instead:
 - `"dis"`: `cv2.DISOpticalFlow` (Kroeger et al. 2016), preset MEDIUM;
 - `"farneback"`: `cv2.calcOpticalFlowFarneback` (Farneback 2003) with the OpenCV documentation's parameters
   (pyramid scale 0.5, 3 levels, window 15, 3 iterations, poly_n 5, poly_sigma 1.2);
-- `"files"`: the user's own Middlebury `.flo` files (`FLOW_ROOT/<split>/<video>/*.flo`, one per frame but the last,
-  sorted by name), e.g. made with FlowNet2 elsewhere.
+- `"files"`: the user's own Middlebury `.flo` files, one per frame but the last, sorted by name, e.g. made with
+  FlowNet2 elsewhere: inside the dataset, `ROOT/<split>/flow/<video>/*.flo` beside `ROOT/<split>/frames/<video>/`,
+  or under another `flow_root` as `FLOW_ROOT/<split>/<video>/*.flo`.
 
 Convention (that of FlowNet2's .flo files and of both OpenCV calls with prev=I_t, next=I_{t+1}): two channels
 (u = dx horizontal, v = dy vertical), float32, in pixels, forward, I_t(y, x) ~ I_{t+1}(y + v, x + u). Frames are
@@ -142,9 +143,11 @@ def _key(video: Video, method: str, flow_root: str | None) -> str:
 
 
 def _flo_files(video: Video, flow_root: str | None) -> list[Path]:
-    if not flow_root:
-        raise DataError("flow method 'files' needs flow_root (FLOW_ROOT/<split>/<video>/*.flo)")
-    folder = Path(flow_root) / video.split / video.name
+    """The user's .flo files of a video: FLOW_ROOT/<split>/<video>/, else ROOT/<split>/flow/<video>/ of its dataset."""
+    if flow_root:
+        folder = Path(flow_root) / video.split / video.name
+    else:
+        folder = Path(video.frames[0]).parents[2] / "flow" / video.name  # ROOT/<split>/frames/<video>/<frame>
     files = sorted(folder.glob("*.flo"))
     if len(files) != len(video) - 1:
         raise DataError(f"{folder}: {len(files)} .flo files for {len(video)} frames of video {video.name!r} "

@@ -57,8 +57,8 @@ from vadlab.registry import register_method
 @dataclass(frozen=True)
 class MAAMConfig(MethodConfig):
     """MAAM-Net's settings. Cross-field rules (`validate`): the clip is fixed (frames_in=2, predict=false,
-    target_index=0: frame t and the frame its flow points to); 4 decoder widths for the 4 stride-2 encoder blocks;
-    flow_root with flow_method="files"."""
+    target_index=0: frame t and the frame its flow points to); 5 encoder and 4 decoder widths (Table 1).
+    flow_method="files" reads the dataset's own .flo files, ROOT/<split>/flow/<video>/*.flo (`vadlab.data.flow`)."""
 
     frames_in: Annotated[int, Range(1)] = 2  # (I_t, I_{t+1}): the model reads I_t; I_{t+1} only exists
     target_index: Annotated[int, Range()] = 0  # the target is I_t (reconstruction)
@@ -82,8 +82,7 @@ class MAAMConfig(MethodConfig):
     psi: Annotated[float, Range(0, 1)] = 10 / 11  # PSCD weight of e_app (Algorithm 1 line 13; code: Ped2 10/11)
     patch: Annotated[tuple[int, int], Range(1)] = (30, 20)  # PSCD patch (h, w) in model pixels (code: Ped2)
     patch_stride: Annotated[tuple[int, int], Range(1)] = (8, 5)  # PSCD stride (h, w) (code: Ped2, ~patch / 4)
-    flow_method: Literal["dis", "farneback", "files"] = "dis"  # vadlab.data.flow
-    flow_root: str = ""  # with flow_method="files": FLOW_ROOT/<split>/<video>/*.flo
+    flow_method: Literal["dis", "farneback", "files"] = "dis"  # vadlab.data.flow ("files": ROOT/<split>/flow/)
 
     def validate(self) -> None:
         if (self.frames_in, self.predict, self.target_index) != (2, False, 0):
@@ -93,8 +92,6 @@ class MAAMConfig(MethodConfig):
         if len(self.enc_widths) != 5 or len(self.dec_widths) != 4:
             raise ConfigError(f"enc_widths={self.enc_widths}, dec_widths={self.dec_widths}: Table 1 has 5 encoder "
                               "blocks (4 of stride 2) and 4 decoder blocks")
-        if self.flow_method == "files" and not self.flow_root:
-            raise ConfigError("flow_method='files' needs flow_root (FLOW_ROOT/<split>/<video>/*.flo)")
 
 
 def _init(module: nn.Module) -> None:
@@ -212,7 +209,7 @@ class MAAM(Method):
         from vadlab.data.flow import flow_for_videos
 
         cfg = self.config
-        return {"flow": flow_for_videos(videos, self.frame_size, cfg.flow_method, flow_root=cfg.flow_root or None)}
+        return {"flow": flow_for_videos(videos, self.frame_size, cfg.flow_method)}
 
     def _losses(self, out: dict, batch: dict) -> dict[str, torch.Tensor]:
         cfg = self.config
