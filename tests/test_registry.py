@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -19,27 +20,42 @@ def test_methods_are_registered():
     assert {"mnad_pred", "mnad_recon"} <= set(METHODS)
 
 
-def _batch(cfg, b=2):
+def _batch(cfg, b=2, method=None, video=None):
     h, w = frame_size(cfg.image_size)
-    return {"input": torch.rand(b, cfg.frames_in, cfg.channels, h, w) * 2 - 1,
-            "target": torch.rand(b, cfg.channels, h, w) * 2 - 1,
-            "label": (torch.arange(b) == b - 1).long(),  # the last clip labelled anomalous, the rest normal
-            "video": torch.zeros(b, dtype=torch.long), "index": torch.arange(b)}
+    batch = {"input": torch.rand(b, cfg.frames_in, cfg.channels, h, w) * 2 - 1,
+             "target": torch.rand(b, cfg.channels, h, w) * 2 - 1,
+             "label": (torch.arange(b) == b - 1).long(),  # the last clip labelled anomalous, the rest normal
+             "video": torch.zeros(b, dtype=torch.long), "index": torch.arange(b)}
+    if method is not None:  # per-frame extra inputs (e.g. MAAM-Net's optical flow) of frames 0..b-1 of a video
+        for name, arrays in method.extra_inputs([video], video.split).items():
+            batch[name] = torch.as_tensor(np.asarray(arrays[0][:b]))
+    return batch
+
+
+@pytest.fixture(scope="module")
+def extras_video(tmp_path_factory):
+    """A short random training video for the methods' extra inputs."""
+    from conftest import write_random_layout
+
+    from vadlab.data.layout import load_layout
+
+    root = write_random_layout(tmp_path_factory.mktemp("extras") / "data", n_train=1, frames=5)
+    return load_layout(root).training[0]
 
 
 @pytest.mark.parametrize("name", METHODS)
 @pytest.mark.parametrize("preset", PRESETS)
-def test_every_preset_builds_and_steps(name, preset):
+def test_every_preset_builds_and_steps(name, preset, extras_video):
     torch.manual_seed(0)
     method = create_method(name, preset)
     cfg = method.config
     assert dataclasses.is_dataclass(cfg) and cfg == get_config(name, preset)
     if preset == "paper":
         # a GPU preset: here only shapes and one step, at batch 1 (batch 3 for small frames)
-        batch = _batch(cfg, b=1 if max(frame_size(cfg.image_size)) > 64 else 3)
+        batch = _batch(cfg, b=1 if max(frame_size(cfg.image_size)) > 64 else 3, method=method, video=extras_video)
         method.model.eval()  # BatchNorm with one sample
     else:
-        batch = _batch(cfg, b=3)
+        batch = _batch(cfg, b=3, method=method, video=extras_video)
         method.model.train()
     losses = method.training_step(batch)
     assert torch.isfinite(losses["loss"])

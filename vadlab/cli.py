@@ -69,6 +69,30 @@ def _cmd_split(args) -> int:
     return 0
 
 
+def _cmd_flow(args) -> int:
+    import time
+
+    from vadlab.data.flow import flow_for_videos
+    from vadlab.data.layout import load_layout
+
+    size = None
+    if args.size:
+        try:
+            height, width = (int(x) for x in args.size.lower().split("x"))
+        except ValueError:
+            raise VadlabError(f"--size {args.size!r}: give the model's frame size as HxW, e.g. 64x96") from None
+        size = (height, width)
+    layout = load_layout(args.root)
+    videos = [v for split in args.splits.split(",") for v in layout.split(split)]
+    t0 = time.perf_counter()
+    flow_for_videos(videos, size, args.method, flow_root=args.flow_root, progress=not args.quiet)
+    seconds = time.perf_counter() - t0
+    frames = sum(len(v) - 1 for v in videos)
+    print(f"{args.method} flow of {frames} frames in {len(videos)} videos ready in {seconds:.1f} s "
+          f"({frames / max(seconds, 1e-9):.1f} frames/s, cached ones included)")
+    return 0
+
+
 def _print_summary(layout) -> None:
     print(f"{layout.root}")
     for split, row in layout.summary().items():
@@ -202,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="registered methods and their presets").set_defaults(func=_cmd_list)
 
-    data = sub.add_parser("data", help="datasets: synthesise, import, check")
+    data = sub.add_parser("data", help="datasets: synthesise, import, check, optical flow")
     data = data.add_subparsers(dest="data_cmd", required=True)
     p = data.add_parser("synth", help="write the synthetic walkway dataset")
     p.add_argument("root")
@@ -244,6 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("check", help="validate a dataset root; exit 2 on any problem")
     p.add_argument("root")
     p.set_defaults(func=_cmd_check)
+    p = data.add_parser("flow", help="compute and cache the optical flow of a dataset (MAAM-Net's motion target)")
+    p.add_argument("root")
+    p.add_argument("--method", default="dis", choices=["dis", "farneback", "files"])
+    p.add_argument("--size", help="also cache it resized to the model's HxW (vectors scaled), e.g. 64x96")
+    p.add_argument("--splits", default="training,testing", help="comma-separated splits (default training,testing)")
+    p.add_argument("--flow-root", help="with --method files: FLOW_ROOT/<split>/<video>/*.flo")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_flow)
 
     p = sub.add_parser("train", help="train a method")
     p.add_argument("method")

@@ -535,5 +535,60 @@ def plot_std_clip(batch: dict, inspected: dict, *, title: str = "", path=None):
                 fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
     if title:
         fig.suptitle(title, fontsize=10)
+
+
+def plot_flow_error_maps(rows: list[dict], *, path=None):
+    """MAAM-Net's maps for a few frames, one row each: frame, flow (colour wheel), appearance error, motion error and
+    the fused PSCD map, with the ground-truth mask outlined (cyan) where a row has one. A row is a dict with
+    "frame" (H, W) in [0, 1], "flow" (2, H, W), "d_app", "d_mot", "pscd" (H, W) (None: branch not trained),
+    optional "mask" (H, W) and "title"."""
+    from vadlab.data.flow import flow_to_color
+
+    names = (("frame", "frame"), ("flow", "flow t -> t+1"), ("d_app", "appearance error"),
+             ("d_mot", "motion error"), ("pscd", "fused PSCD map"))
+    fig, axes = plt.subplots(len(rows), len(names), figsize=(2.3 * len(names), 1.9 * len(rows) + 0.3),
+                             squeeze=False)
+    for i, row in enumerate(rows):
+        for j, (key, name) in enumerate(names):
+            ax = axes[i, j]
+            value = row.get(key)
+            if value is None:
+                ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes)
+            elif key == "frame":
+                ax.imshow(value, cmap="gray", vmin=0, vmax=1)
+            elif key == "flow":
+                ax.imshow(flow_to_color(value))
+            else:
+                ax.imshow(value, cmap="inferno")
+            mask = row.get("mask")
+            if value is not None and mask is not None and mask.any():
+                ax.contour(mask, levels=[0.5], colors="cyan", linewidths=0.8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(name, fontsize=9)
+        axes[i, 0].set_ylabel(row.get("title", ""), fontsize=8)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def plot_item_usage(counts: np.ndarray, *, title: str = "", path=None):
+    """How often each of a large memory's items is selected (any number of items, e.g. 2000): the share of
+    selections by item rank (log scale; items never selected counted in the legend) and the cumulative share."""
+    counts = np.asarray(counts, np.float64)
+    share = np.sort(counts)[::-1] / max(counts.sum(), 1.0)
+    rank = np.arange(1, len(share) + 1)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8.4, 3.0))
+    used = int((counts > 0).sum())
+    ax1.semilogy(rank[share > 0], share[share > 0], lw=1.2, label=f"{used} of {len(counts)} items ever selected")
+    ax1.set_xlabel("item rank")
+    ax1.set_ylabel("share of selections")
+    ax1.legend(fontsize=8)
+    ax2.plot(rank / len(rank), np.cumsum(share), lw=1.2)
+    ax2.plot([0, 1], [0, 1], color="grey", ls=":", lw=0.8, label="uniform use")
+    ax2.set_xlabel("fraction of items (most used first)")
+    ax2.set_ylabel("cumulative share")
+    ax2.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save(fig, path)

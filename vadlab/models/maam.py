@@ -1,0 +1,410 @@
+"""MAAM-Net: Wang et al., "Memory-augmented appearance-motion network for video anomaly detection", PR 2023.
+
+Paper: ../shared/papers/002_3e334e0a3e833b67.txt; checklist: ../shared/methods/maam.md. Registered as `maam`.
+
+One frame I_t in, one shared encoder (five conv-BN-ReLU blocks, Table 1), one memory of N items read by cosine
+similarity, softmax and hard shrinkage (Eq. 1-4), two decoders without skip connections: the appearance decoder
+reconstructs I_t, the motion decoder predicts the optical flow F_t from I_t to I_{t+1} (Sec. 3.2.1). Losses Eq. 5-10;
+scoring by PSCD (Sec. 3.4, Algorithm 1, `vadlab.eval.scores.pscd_scores`). The flow comes from OpenCV
+(`vadlab.data.flow`), not FlowNet2, and reaches the model through `extra_inputs` (item["flow"]).
+
+Choices where the paper is silent or ambiguous (each tested in tests/test_maam.py):
+- Clip: the sample of frame t is (I_t, F_t); the clip spec is two frames (t, t+1) with target t, so the last frame
+  of each video (no next frame, no flow) is neither trained on nor scored, and reports count it as left out
+  (Sec. 3.2.1). The model reads only the first frame of the clip.
+- Padding: stride-2 convs with padding 1 give ceil(H/2) like the public code's TF 'SAME'; each transposed conv gets
+  `output_size` from the encoder's shapes, so odd sizes (15x23 at 240x360, 12x20 at 180x320) round-trip.
+- Output layers are linear (public code): frames in [-1, 1], flow in model pixels. Init: conv, deconv and memory
+  weights truncated normal sigma 0.02 (cut at 2 sigma), biases 0; BatchNorm with the TF defaults of the public code
+  (momentum 0.99 = torch 0.01, eps 1e-3) in `paper`; the `cpu` preset uses torch's 0.1 (a few hundred steps only).
+- Memory: a learned parameter, updated by backpropagation with everything else ("constantly updated at each
+  iteration"); no update rule. lambda = `shrink_n` / N (paper: 1/N). Eq. 1 is a true cosine.
+- Loss reductions (`vadlab.memory.losses`): L_app the mean squared error over all elements, L_mot the mean absolute
+  error (public code); Eq. 8 and 9 per query, averaged over queries; Eq. 8 averaged over the N items by default
+  (`entropy_reduction="mean"`, the public code's strength: summing with alpha = 3e-4 is N times stronger).
+- Table 5 ablation at two levels: the score level (every joint model reports app-only, motion-only and fused
+  signals) and the training level (`branches` drops a decoder and its loss; `sparsity_loss`, `latent_loss` drop
+  Eq. 8, 9). `use_memory=False` is Table 2's "w/o memory": z straight into both decoders, loss L_app + lambda_m L_mot.
+- PSCD (Algorithm 1): patch size, stride and psi exist only in the public code (test.py:40-44); `paper` takes
+  Ped2's (30x20 patch, stride (8, 5), psi = 10/11); presets at other sizes scale patch and stride per axis.
+  Signals: "app", "mot" (max of e_app, e_mot alone) and "pscd" (fused raw patch sums, then the max); the frame
+  score is "pscd", min-max normalised per video (headline) or over the test set (`auc_global_norm`, the public
+  code). The anomaly map ("_map", pixel AUC, figures) is PSCD's fused map at stride 1.
+- Fig. 5's statistic is logged twice: `items_per_query` (non-zero weights per query, averaged: the public code's
+  count) and `items_per_frame` (items used by any query of the frame), in training history and test statistics.
+- Grey frames go in as 3 identical channels (Table 1, Algorithm 1's 3-channel filter); the flow is computed on
+  grey frames at native size, resized bilinearly, vectors scaled with the resize (`vadlab.data.flow`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from vadlab import memory
+from vadlab.config import MethodConfig, Range
+from vadlab.data.clips import ClipSpec
+from vadlab.errors import ConfigError
+from vadlab.eval.scores import pscd_map, pscd_scores
+from vadlab.models.base import MemorySpace, Method
+from vadlab.registry import register_method
+
+
+@dataclass(frozen=True)
+class MAAMConfig(MethodConfig):
+    """MAAM-Net's settings. Cross-field rules (`validate`): the clip is fixed (frames_in=2, predict=false,
+    target_index=0: frame t and the frame its flow points to); 5 encoder and 4 decoder widths (Table 1).
+    flow_method="files" reads the dataset's own .flo files, ROOT/<split>/flow/<video>/*.flo (`vadlab.data.flow`)."""
+
+    frames_in: Annotated[int, Range(1)] = 2  # (I_t, I_{t+1}): the model reads I_t; I_{t+1} only exists
+    target_index: Annotated[int, Range()] = 0  # the target is I_t (reconstruction)
+    channels: Literal[1, 3] = 3  # Table 1: 3 input channels (grey frames replicated)
+    enc_widths: Annotated[tuple[int, ...], Range(1)] = (64, 128, 256, 512, 512)  # E1-E5 of Table 1
+    dec_widths: Annotated[tuple[int, ...], Range(1)] = (256, 256, 128, 64)  # D4-D1 of Table 1
+    memory_items: Annotated[int, Range(1)] = 500  # N (Sec. 4.3: 500 Ped2, 2000 Avenue and SHT)
+    shrink_n: Annotated[float, Range(0)] = 1.0  # lambda = shrink_n / N (Sec. 4.3: 1/N; Sec. 3.2.2: 1/N to 3/N)
+    use_memory: bool = True  # False: Table 2 "w/o memory"
+    branches: Literal["both", "appearance", "motion"] = "both"  # decoders trained (Table 5, training level)
+    sparsity_loss: bool = True  # Eq. 8 in the total (Table 5)
+    latent_loss: bool = True  # Eq. 9 in the total (Table 5)
+    lambda_m: Annotated[float, Range(0)] = 2.0  # weight of L_mot (Eq. 7, Sec. 4.3)
+    alpha: Annotated[float, Range(0)] = 3e-4  # weight of L_spa (Eq. 10, Sec. 4.3)
+    beta: Annotated[float, Range(0)] = 1e-3  # weight of L_lat (Eq. 10, Sec. 4.3)
+    zeta: Annotated[float, Range(0, 1)] = 0.1  # margin of Eq. 9 (Sec. 4.3)
+    entropy_reduction: Literal["mean", "sum"] = "mean"  # Eq. 8 over the N items: mean (public code) or sum
+    dropout: Annotated[float, Range(0, 1, max_exclusive=True)] = 0.3  # decoder dropout (Sec. 3.2.1)
+    bn_momentum: Annotated[float, Range(0, 1)] = 0.01  # torch convention (TF 0.99 = 0.01)
+    bn_eps: Annotated[float, Range(0, min_exclusive=True)] = 1e-3  # TF default of the public code
+    psi: Annotated[float, Range(0, 1)] = 10 / 11  # PSCD weight of e_app (Algorithm 1 line 13; code: Ped2 10/11)
+    patch: Annotated[tuple[int, int], Range(1)] = (30, 20)  # PSCD patch (h, w) in model pixels (code: Ped2)
+    patch_stride: Annotated[tuple[int, int], Range(1)] = (8, 5)  # PSCD stride (h, w) (code: Ped2, ~patch / 4)
+    flow_method: Literal["dis", "farneback", "files"] = "dis"  # vadlab.data.flow ("files": ROOT/<split>/flow/)
+
+    def validate(self) -> None:
+        if (self.frames_in, self.predict, self.target_index) != (2, False, 0):
+            raise ConfigError(f"frames_in={self.frames_in}, predict={self.predict}, target_index={self.target_index}:"
+                              " MAAM-Net's clip is fixed (one frame and the next, whose flow is the motion target); "
+                              "use frames_in=2, predict=false, target_index=0")
+        if len(self.enc_widths) != 5 or len(self.dec_widths) != 4:
+            raise ConfigError(f"enc_widths={self.enc_widths}, dec_widths={self.dec_widths}: Table 1 has 5 encoder "
+                              "blocks (4 of stride 2) and 4 decoder blocks")
+
+
+def _init(module: nn.Module) -> None:
+    """Public code's init: truncated normal sigma 0.02 (cut at 2 sigma), bias 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.trunc_normal_(module.weight, std=0.02, a=-0.04, b=0.04)
+        nn.init.zeros_(module.bias)
+
+
+class Decoder(nn.Module):
+    """D4-D1 of Table 1 (3x3 deconv stride 2, BN, dropout, ReLU) and a linear 3x3 output conv; no skips."""
+
+    def __init__(self, cin: int, widths: tuple[int, ...], out_channels: int, cfg: MAAMConfig):
+        super().__init__()
+        self.deconvs, self.post = nn.ModuleList(), nn.ModuleList()
+        for width in widths:
+            self.deconvs.append(nn.ConvTranspose2d(cin, width, 3, stride=2, padding=1))
+            self.post.append(nn.Sequential(nn.BatchNorm2d(width, eps=cfg.bn_eps, momentum=cfg.bn_momentum),
+                                           nn.Dropout(cfg.dropout), nn.ReLU(inplace=True)))
+            cin = width
+        self.out = nn.Conv2d(cin, out_channels, 3, padding=1)
+
+    def forward(self, z: torch.Tensor, sizes: list[tuple[int, int]]) -> torch.Tensor:
+        """z (B, C, h, w) -> (B, out, H, W); `sizes` are the encoder's (H, W) from E4 back to E1."""
+        for deconv, post, size in zip(self.deconvs, self.post, sizes):
+            z = post(deconv(z, output_size=size))  # ceil(H / 2^k): odd sizes round-trip
+        return self.out(z)
+
+
+class MAAMNet(nn.Module):
+    """Encoder -> memory (Eq. 1-4) -> appearance and motion decoders (Table 1)."""
+
+    def __init__(self, cfg: MAAMConfig):
+        super().__init__()
+        blocks, cin = [], cfg.channels
+        for i, width in enumerate(cfg.enc_widths):  # E1 stride 1, E2-E5 stride 2
+            blocks.append(nn.Sequential(nn.Conv2d(cin, width, 3, stride=1 if i == 0 else 2, padding=1),
+                                        nn.BatchNorm2d(width, eps=cfg.bn_eps, momentum=cfg.bn_momentum),
+                                        nn.ReLU(inplace=True)))
+            cin = width
+        self.encoder = nn.ModuleList(blocks)
+        c = cfg.enc_widths[-1]
+        self.appearance = Decoder(c, cfg.dec_widths, cfg.channels, cfg) if cfg.branches != "motion" else None
+        self.motion = Decoder(c, cfg.dec_widths, 2, cfg) if cfg.branches != "appearance" else None
+        self.use_memory = cfg.use_memory
+        self.threshold = cfg.shrink_n / cfg.memory_items  # lambda of Eq. 3
+        self.apply(_init)
+        if cfg.use_memory:  # M (N, C), learned by backprop
+            self.memory = nn.Parameter(nn.init.trunc_normal_(torch.empty(cfg.memory_items, c), std=0.02,
+                                                             a=-0.04, b=0.04))
+
+    def encode(self, frame: torch.Tensor) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+        """frame (B, Ch, H, W) -> z (B, C, h, w) and the (H, W) of E4, E3, E2, E1 for the decoders."""
+        sizes = []
+        x = frame
+        for block in self.encoder:
+            x = block(x)
+            sizes.append(tuple(x.shape[-2:]))
+        return x, sizes[-2::-1]
+
+    def read(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z (B, C, h, w) -> z_hat (B, C, h, w), queries (B, K, C) and weights w (B, K, N) (Eq. 1-4)."""
+        b, c, h, w = z.shape
+        queries = z.flatten(2).transpose(1, 2)  # (B, K, C), one query per position
+        z_hat, weights = memory.shrinkage_read(queries, self.memory, self.threshold)  # (B, K, C), (B, K, N)
+        return z_hat.transpose(1, 2).reshape(b, c, h, w), queries, weights
+
+    def forward(self, frame: torch.Tensor) -> dict[str, torch.Tensor]:
+        """frame (B, Ch, H, W) -> "appearance" (B, Ch, H, W), "motion" (B, 2, H, W) (the branches built), and with a
+        memory "queries" z (B, K, C), "read" z_hat (B, K, C), "weights" (B, K, N)."""
+        z, sizes = self.encode(frame)
+        out = {}
+        if self.use_memory:
+            z_hat, out["queries"], out["weights"] = self.read(z)
+            out["read"] = z_hat.flatten(2).transpose(1, 2)  # (B, K, C)
+        else:
+            z_hat = z  # Table 2 "w/o memory": z straight into the decoders
+        if self.appearance is not None:
+            out["appearance"] = self.appearance(z_hat, sizes)
+        if self.motion is not None:
+            out["motion"] = self.motion(z_hat, sizes)
+        return out
+
+
+def items_selected(weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fig. 5's statistic from read weights (B, K, N): (items per query (B,) averaged over the K queries, items
+    used by any query of the frame (B,))."""
+    used = weights > 0  # (B, K, N), hard shrinkage zeroes the rest exactly
+    return used.sum(-1).float().mean(-1), used.any(1).sum(-1).float()
+
+
+class MAAM(Method):
+    """MAAM-Net (Wang et al., PR 2023): memory-augmented appearance-motion network."""
+
+    ablations = {  # Table 5 (training level) and Table 2 "w/o memory"
+        "appearance_only": {"branches": "appearance"},
+        "motion_only": {"branches": "motion"},
+        "no_sparsity": {"sparsity_loss": False},
+        "no_latent": {"latent_loss": False},
+        "no_memory_losses": {"sparsity_loss": False, "latent_loss": False},
+        "no_memory": {"use_memory": False},
+    }
+
+    def build_model(self) -> nn.Module:
+        return MAAMNet(self.config)
+
+    def clip_spec(self) -> ClipSpec:
+        return ClipSpec(2, False, 0)  # frame t (the input and target) and t+1 (its flow's end): last frame unscored
+
+    def extra_inputs(self, videos, split):
+        """item["flow"]: the flow F_t (2, h, w) at the model's size (`vadlab.data.flow`: computed with a progress bar
+        on first use, then loaded from the cache)."""
+        if self.config.branches == "appearance" or not videos:
+            return {}
+        from vadlab.data.flow import flow_for_videos
+
+        cfg = self.config
+        return {"flow": flow_for_videos(videos, self.frame_size, cfg.flow_method)}
+
+    def _losses(self, out: dict, batch: dict) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        losses, total = {}, 0.0
+        if "appearance" in out:
+            losses["app"] = (out["appearance"] - batch["target"]).pow(2).mean()  # Eq. 5 (mean squared error)
+            total = total + losses["app"]
+        if "motion" in out:
+            losses["mot"] = (out["motion"] - batch["flow"]).abs().mean()  # Eq. 6 (mean absolute error)
+            total = total + cfg.lambda_m * losses["mot"]  # Eq. 7
+        if cfg.use_memory:
+            losses["spa"] = memory.entropy_loss(out["weights"], item_reduction=cfg.entropy_reduction)  # Eq. 8
+            losses["lat"] = memory.latent_margin_loss(out["read"], out["queries"], cfg.zeta)  # Eq. 9
+            if cfg.sparsity_loss:
+                total = total + cfg.alpha * losses["spa"]  # Eq. 10
+            if cfg.latent_loss:
+                total = total + cfg.beta * losses["lat"]
+            per_query, per_frame = items_selected(out["weights"].detach())
+            losses["items_per_query"], losses["items_per_frame"] = per_query.mean(), per_frame.mean()
+        losses["loss"] = total
+        return losses
+
+    def training_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        out = self.train_net(batch["input"][:, 0])  # I_t (B, Ch, H, W)
+        return self._losses(out, batch)
+
+    # --- test time ---------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _errors(self, batch: dict) -> tuple[dict, torch.Tensor | None, torch.Tensor | None]:
+        out = self.model(batch["input"][:, 0])
+        d_app = (batch["target"] - out["appearance"]).pow(2) if "appearance" in out else None  # (B, Ch, H, W)
+        d_mot = (batch["flow"] - out["motion"]).abs() if "motion" in out else None  # (B, 2, H, W)
+        return out, d_app, d_mot
+
+    @torch.no_grad()
+    def score_batch(self, batch: dict) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        out, d_app, d_mot = self._errors(batch)
+        signals = pscd_scores(d_app, d_mot, cfg.patch, cfg.patch_stride, cfg.psi)  # Algorithm 1, raw
+        signals["_map"] = pscd_map(d_app, d_mot, cfg.patch, cfg.psi)  # (B, H, W)
+        if "weights" in out:  # Fig. 5, per scored frame (a frame scored twice counts once)
+            per_query, per_frame = items_selected(out["weights"])
+            stats = self.__dict__.setdefault("_item_stats", {})
+            for key, q, f in zip(zip(batch["video"].tolist(), batch["index"].tolist()), per_query.tolist(),
+                                 per_frame.tolist()):
+                stats[key] = (q, f)
+        return signals
+
+    def fusion_weights(self) -> dict[str, float]:
+        branches = self.config.branches
+        if branches == "appearance":
+            return {"app": 1.0}
+        if branches == "motion":
+            return {"mot": 1.0}
+        return {"pscd": 1.0, "app": 0.0, "mot": 0.0}  # app and mot carried for their own AUCs (Table 5)
+
+    def test_statistics(self) -> dict:
+        """Fig. 5: items selected after shrinkage, per query and per frame, averaged over the scored test frames."""
+        stats = self.__dict__.pop("_item_stats", {})
+        if not stats:
+            return {}
+        per_query, per_frame = np.array(list(stats.values())).T
+        return {"items_per_query": float(per_query.mean()), "items_per_frame": float(per_frame.mean()),
+                "memory_items": self.config.memory_items}
+
+    # --- looking inside ----------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def inspect(self, batch: dict) -> dict[str, torch.Tensor]:
+        """output (appearance), flow_pred, d_app and d_mot summed over channels (B, H, W), pscd_map, weights."""
+        cfg = self.config
+        out, d_app, d_mot = self._errors(batch)
+        result = {"pscd_map": pscd_map(d_app, d_mot, cfg.patch, cfg.psi)}
+        if d_app is not None:
+            result.update(output=out["appearance"], d_app=d_app.sum(1))
+        if d_mot is not None:
+            result.update(flow_pred=out["motion"], d_mot=d_mot.sum(1))
+        if "weights" in out:
+            result["weights"] = out["weights"]
+        return result
+
+    @torch.no_grad()
+    def memory_spaces(self, batch: dict) -> dict[str, MemorySpace]:
+        """The one memory: queries z (B, K, C), items M (N, C), weights after shrinkage (B, K, N)."""
+        if not self.config.use_memory:
+            return {}
+        z, _ = self.model.encode(batch["input"][:, 0])
+        _, queries, weights = self.model.read(z)
+        return {"memory": MemorySpace(queries, self.model.memory, weights, grid=tuple(z.shape[-2:]))}
+
+
+def _scaled(size: tuple[int, int], native: tuple[int, int], patch: tuple[int, int], stride: tuple[int, int]):
+    """PSCD patch and stride of the public code at `native` size, scaled per axis to `size` (at least 1 pixel)."""
+    sy, sx = size[0] / native[0], size[1] / native[1]
+    return ((max(1, round(patch[0] * sy)), max(1, round(patch[1] * sx))),
+            (max(1, round(stride[0] * sy)), max(1, round(stride[1] * sx))))
+
+
+# Sec. 4.3: Adam, lambda = 1/N, lambda_m = 2, alpha = 3e-4, beta = 1e-3, zeta = 0.1 ("the margin is 0.001" is beta,
+# checklist Sec. 6.2: no sixth constant), 50 epochs, fixed lr; batch 15 (public code's CLI). PSCD numbers: the public
+# code's test.py:40-44, at the model size already.
+_PAPER = dict(channels=3, batch_size=15, epochs=50, cosine_schedule=False, lambda_m=2.0, alpha=3e-4, beta=1e-3,
+              zeta=0.1, shrink_n=1.0, bn_momentum=0.01, bn_eps=1e-3)
+PAPER_PED2 = MAAMConfig(**_PAPER, image_size=(240, 360), memory_items=500, lr=2e-5, patch=(30, 20),
+                        patch_stride=(8, 5), psi=10 / 11)  # Ped2: native size, N = 500, lr 2e-5
+PAPER_AVENUE = MAAMConfig(**_PAPER, image_size=(180, 320), memory_items=2000, lr=5e-4, patch=(85, 40),
+                          patch_stride=(5, 5), psi=100 / 101)  # Avenue: 180x320, N = 2000, lr 5e-4 (as printed)
+PAPER_SHT = MAAMConfig(**_PAPER, image_size=(180, 320), memory_items=2000, lr=1e-5, patch=(20, 28),
+                       patch_stride=(8, 5), psi=1 / 11)  # ShanghaiTech: 180x320, N = 2000, lr 1e-5
+
+# `cpu`: Table 1 at a quarter of the widths and 64x96 frames (Ped2's 2:3 aspect, 0.267 of its size), N = 500 as
+# for Ped2, Ped2's PSCD patch, stride and psi scaled to the size; lr 1e-3 for a few CPU epochs (the paper's 2e-5 is
+# for 50 epochs at full size); BN momentum 0.1.
+_CPU_SIZE = (64, 96)
+_CPU_PATCH, _CPU_STRIDE = _scaled(_CPU_SIZE, (240, 360), (30, 20), (8, 5))
+CPU = MAAMConfig(image_size=_CPU_SIZE, channels=3, enc_widths=(16, 32, 64, 128, 128), dec_widths=(64, 64, 32, 16),
+                 memory_items=500, batch_size=8, epochs=8, lr=1e-3, cosine_schedule=False, bn_momentum=0.1,
+                 patch=_CPU_PATCH, patch_stride=_CPU_STRIDE, psi=10 / 11)
+SMOKE = MAAMConfig(image_size=(24, 40), channels=1, enc_widths=(4, 8, 8, 16, 16), dec_widths=(8, 8, 4, 4),
+                   memory_items=20, batch_size=4, epochs=1, lr=1e-3, cosine_schedule=False, bn_momentum=0.1,
+                   patch=(6, 4), patch_stride=(2, 1))
+
+PRESETS = {"paper": PAPER_PED2, "paper_avenue": PAPER_AVENUE, "paper_shanghaitech": PAPER_SHT, "cpu": CPU,
+           "smoke": SMOKE}
+register_method("maam", config_cls=MAAMConfig, presets=PRESETS,
+                description="MAAM-Net: memory-augmented appearance-motion network (Wang et al. 2023)")(MAAM)
+
+
+def branch_aucs(scores: dict, labels: dict) -> dict[str, dict[str, float]]:
+    """Micro AUC of each raw PSCD signal of a run's `scores.npz` (`engine.load_scores`), normalised per video and
+    over the whole test set: {signal: {"video": auc, "global": auc}} (Table 5's App / Mot / App+Mot)."""
+    from vadlab.eval.metrics import frame_auc
+    from vadlab.eval.scores import normalise
+
+    out = {}
+    for name in ("app", "mot", "pscd"):
+        if name in scores:
+            per_video = {v: np.asarray(s, np.float64) for v, s in scores[name].items()}
+            out[name] = {mode: frame_auc(normalise(per_video, mode), labels) for mode in ("video", "global")}
+    return out
+
+
+@torch.no_grad()
+def item_usage(method: MAAM, videos, batch_size: int = 32) -> np.ndarray:
+    """(N,) how many queries of the scored frames of `videos` select each item (non-zero weight after shrinkage)."""
+    net = method.model.eval()
+    data = method.test_dataset(videos)
+    device = net.memory.device
+    counts = torch.zeros(method.config.memory_items, dtype=torch.float64, device=device)
+    for batch in torch.utils.data.DataLoader(data, batch_size=batch_size):
+        z, _ = net.encode(batch["input"][:, 0].to(device))
+        _, _, weights = net.read(z)  # (B, K, N)
+        counts += (weights > 0).flatten(0, 1).sum(0).double()
+    return counts.cpu().numpy()
+
+
+@torch.no_grad()
+def map_rows(method: MAAM, layout, picks: list[tuple[str, int]]) -> list[dict]:
+    """Rows for `viz.plot_flow_error_maps`: frame, flow target, error maps and fused PSCD map of (video, frame)
+    pairs of the test split, with the ground-truth mask at the model's size where the video has masks."""
+    from vadlab.data.clips import load_masks
+
+    method.model.eval()
+    rows = []
+    for name, t in picks:
+        video = layout.video(name)
+        batch = method.clip(video, t)
+        batch = {k: v.to(next(method.model.parameters()).device) if torch.is_tensor(v) else v
+                 for k, v in batch.items()}
+        out = method.inspect(batch)
+        masks = load_masks(video, method.frame_size)
+        rows.append({"frame": ((batch["target"][0].mean(0) + 1) / 2).cpu().numpy(),
+                     "flow": batch["flow"][0].cpu().numpy() if "flow" in batch else None,
+                     "d_app": out["d_app"][0].cpu().numpy() if "d_app" in out else None,
+                     "d_mot": out["d_mot"][0].cpu().numpy() if "d_mot" in out else None,
+                     "pscd": out["pscd_map"][0].cpu().numpy(),
+                     "mask": None if masks is None else masks[t],
+                     "title": f"{name} #{t} (label {int(video.labels[t])})"})
+    return rows
+
+
+def branch_rows(aucs: dict[str, dict[str, float]], baseline: float | None = None) -> dict[str, dict[str, float]]:
+    """`branch_aucs` as rows for `viz.plot_comparison`: {normalisation: {branch: AUC}}, the frame-difference
+    baseline (on the same frames, per-video normalised) beside the per-video group."""
+    names = {"app": "appearance", "mot": "motion", "pscd": "fused PSCD"}
+    rows = {mode: {names[k]: v[mode] for k, v in aucs.items()} for mode in ("video", "global")}
+    if baseline is not None:
+        rows["video"]["frame_difference"] = baseline
+    return {"per-video min-max": rows["video"], "global min-max": rows["global"]}
+
+
+def pick_frames(scores: dict, layout, n: int = 4) -> list[tuple[str, int]]:
+    """(video, frame) of the `n` - 1 highest fused scores of the test split (per-video normalised) and of the
+    lowest: frames worth looking at in the error-map figure."""
+    fused = scores["score"]
+    ranked = sorted(((float(s), v, t) for v, arr in fused.items() for t, s in enumerate(arr) if np.isfinite(s)),
+                    reverse=True)
+    picks = [(v, t) for _, v, t in ranked[:max(n - 1, 1)]] + [(ranked[-1][1], ranked[-1][2])]
+    return picks[:n] if n > 1 else picks[:1]
