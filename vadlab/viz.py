@@ -535,6 +535,8 @@ def plot_std_clip(batch: dict, inspected: dict, *, title: str = "", path=None):
                 fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save(fig, path)
 
 
 def plot_flow_error_maps(rows: list[dict], *, path=None):
