@@ -167,10 +167,16 @@ def plot_score_curve(scores: np.ndarray, labels: np.ndarray, *, title: str = "",
             label=f"{method} anomaly score" if method else "anomaly score")
     if baseline is not None:
         ax.plot(frames, baseline, color=BASELINE_COLOUR, lw=1, ls="--", label="frame difference")
-    ax.set_xlim(-0.5, len(scores) - 0.5)
+    return _finish_score_axes(fig, ax, len(scores), "frame (index in the video)",
+                              "anomaly score\n(per-video min-max, 0-1)", title, path)
+
+
+def _finish_score_axes(fig, ax, n_frames: int, xlabel: str, ylabel: str, title: str, path):
+    """Limits, labels, title and legend of a 0-1 score curve over `n_frames` frames; saves and returns `fig`."""
+    ax.set_xlim(-0.5, n_frames - 0.5)
     ax.set_ylim(-0.05, 1.05)
-    ax.set_xlabel("frame (index in the video)")
-    ax.set_ylabel("anomaly score\n(per-video min-max, 0-1)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, loc="best", framealpha=0.8)
@@ -186,14 +192,7 @@ def plot_fold_curve(timeline: dict, labels: np.ndarray, *, title: str = "", path
     _shade(ax, timeline["training"], color="tab:orange", alpha=0.35, label="moved to training (labelled anomaly)")
     _shade(ax, ~timeline["test"] & ~timeline["training"], color="0.5", alpha=0.2, label="margin / left out")
     ax.plot(np.arange(n), timeline["values"], color="tab:blue", lw=1.4, label="anomaly score (per piece min-max)")
-    ax.set_xlim(-0.5, n - 0.5)
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_xlabel("frame of the source video")
-    ax.set_ylabel("score")
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="best", framealpha=0.8)
-    return save(fig, path)
+    return _finish_score_axes(fig, ax, n, "frame of the source video", "score", title, path)
 
 
 def plot_comparison(rows: dict[str, dict[str, float]], *, metric_label: str = "micro AUC", path=None,
