@@ -228,13 +228,14 @@ class MNAD(Method):
         """A scoring pass starts: the test-time update counters start at zero."""
         self._updates_per_video: dict[str, int] = {}
         self._frames_per_video: dict[str, int] = {}
-        self._pending_videos = list(videos)
+        self._video_names = list(videos)
 
     def reset_test_state(self) -> None:
         self._items = self.model.memory.clone() if self.config.use_memory else None
-        if not hasattr(self, "_pending_videos"):  # scored outside the engine: one unnamed pass
+        if not hasattr(self, "_video_names"):  # scored outside the engine: one unnamed pass
             self.begin_scoring([])
-        name = self._pending_videos.pop(0) if self._pending_videos else f"video{len(self._updates_per_video)}"
+        i = len(self._updates_per_video)  # videos started so far in this pass
+        name = self._video_names[i] if i < len(self._video_names) else f"video{i}"
         self._video = name
         self._updates_per_video[name] = 0
         self._frames_per_video[name] = 0
