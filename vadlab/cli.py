@@ -53,6 +53,21 @@ def _cmd_check(args) -> int:
     return 0
 
 
+def _cmd_download(args) -> int:
+    from vadlab.data.download import download_dataset
+
+    if args.retries < 0:
+        raise VadlabError(f"--retries {args.retries}: give 0 or more")
+    layout = download_dataset(args.name, args.root, urls=args.url, archives=args.archive, sha256=args.sha256,
+                              verify=not args.no_verify, retries=args.retries, delete_archives=args.delete_archive,
+                              progress=not args.quiet)
+    for item in layout.meta.get("download", []):
+        print(f"sha256 {item['sha256']}  {item['file']} ({'verified' if item['verified'] else 'NOT verified'})")
+    _print_summary(layout)
+    print("ok")
+    return 0
+
+
 def _cmd_split(args) -> int:
     from vadlab.data import splits
 
@@ -226,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="registered methods and their presets").set_defaults(func=_cmd_list)
 
-    data = sub.add_parser("data", help="datasets: synthesise, import, check, optical flow")
+    data = sub.add_parser("data", help="datasets: synthesise, import, download, check, optical flow")
     data = data.add_subparsers(dest="data_cmd", required=True)
     p = data.add_parser("synth", help="write the synthetic walkway dataset")
     p.add_argument("root")
@@ -240,6 +255,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_import)
+    p = data.add_parser("download", help="fetch an official dataset (ped1, ped2, avenue, shanghaitech), verify its "
+                                         "SHA-256, unpack it safely and import it into ROOT")
+    p.add_argument("name", help="ped1 | ped2 | avenue | shanghaitech")
+    p.add_argument("root", help="the folder the dataset goes into (common layout; archives in ROOT/.download)")
+    p.add_argument("--url", action="append", help="a mirror's address of the archive (one per archive, in order)")
+    p.add_argument("--archive", action="append", help="an archive already downloaded: verify, unpack, import")
+    p.add_argument("--sha256", action="append", help="the archive's SHA-256, replacing the table's (one per archive)")
+    p.add_argument("--no-verify", action="store_true", help="skip the checksum (the computed one is printed)")
+    p.add_argument("--retries", type=int, default=3, help="resumes after a dropped connection (default 3)")
+    p.add_argument("--delete-archive", action="store_true", help="remove the downloaded archives after the import")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_download)
     split = data.add_parser("split", help="derive a few-anomaly dataset (DREAM Sec. IV-C, IV-E) in the common layout")
     split = split.add_subparsers(dest="protocol", required=True)
     p = split.add_parser("kfold", help="fold I of K of the abnormal test data joins training (abnormal/)")
