@@ -321,13 +321,13 @@ def _archive_type(archive: Path) -> str:
     raise DataError(f"{archive}: neither a zip nor a tar archive")
 
 
-def check_archive(archive: str | os.PathLike) -> int:
-    """Check every member of a tar(.gz) or zip archive without writing anything; returns the member count.
+def check_archive(archive: str | os.PathLike) -> list:
+    """Check every member of a tar(.gz) or zip archive without writing anything; returns the members.
 
     Raises DataError naming the first member that is an absolute path, has a ``..`` component, or is a link or a
     special file."""
     archive = Path(archive)
-    return len(_tar_members(archive) if _archive_type(archive) == "tar" else _zip_members(archive))
+    return _tar_members(archive) if _archive_type(archive) == "tar" else _zip_members(archive)
 
 
 def _within(dest: Path, name: str) -> Path:
@@ -338,21 +338,23 @@ def _within(dest: Path, name: str) -> Path:
     return target
 
 
-def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, *, progress: bool = True) -> None:
-    """Unpack a tar(.gz) or zip archive into the folder `dest` after `check_archive` accepted every member."""
+def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, *, progress: bool = True,
+                 members: list | None = None) -> None:
+    """Unpack a tar(.gz) or zip archive into the folder `dest` after `check_archive` accepted every member
+    (`members`: the list a previous check returned, to spare a second pass over a large archive)."""
     from tqdm.auto import tqdm
 
     archive, dest = Path(archive), Path(dest).resolve()
     dest.mkdir(parents=True, exist_ok=True)
     if _archive_type(archive) == "tar":
-        members = _tar_members(archive)
+        members = members if members is not None else _tar_members(archive)
         extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # the standard library's own guard too
         with tarfile.open(archive, "r:*") as tar:
             for m in tqdm(members, desc=f"extract {archive.name}", unit="file", disable=not progress):
                 _within(dest, m.name)
                 tar.extract(m, dest, **extra)
     else:
-        infos = _zip_members(archive)
+        infos = members if members is not None else _zip_members(archive)
         with zipfile.ZipFile(archive) as zf:
             for info in tqdm(infos, desc=f"extract {archive.name}", unit="file", disable=not progress):
                 _within(dest, info.filename)
@@ -514,14 +516,13 @@ def download_dataset(name: str | Dataset, root: str | os.PathLike, *, urls: list
                               stacklevel=2)
             files.append((item, path, actual))
         stage = "extract"
-        for _, path, _ in files:
-            check_archive(path)  # every archive is checked before any is unpacked
+        checked = [check_archive(path) for _, path, _ in files]  # every archive is checked before any is unpacked
         for stale in (extracted, layout_dir):
             shutil.rmtree(stale, ignore_errors=True)
         tmp = folder / f"extracted.partial-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        for item, path, _ in files:
-            safe_extract(path, tmp / item.archive.into, progress=progress)
+        for (item, path, _), members in zip(files, checked):
+            safe_extract(path, tmp / item.archive.into, progress=progress, members=members)
         os.replace(tmp, extracted)
         stage = "import"
         src = _find_source(extracted, ds)
@@ -556,8 +557,8 @@ def download_dataset(name: str | Dataset, root: str | os.PathLike, *, urls: list
         for item, path, _ in files:
             if item.local is None:
                 path.unlink()
-        if not any(folder.iterdir()):
-            folder.rmdir()
+    if not any(folder.iterdir()):  # nothing kept (--archive or delete_archives)
+        folder.rmdir()
     return check_layout(root)
 
 
