@@ -327,7 +327,8 @@ def test_traversal_member_is_refused_and_nothing_written(server, tmp_path, fmt, 
         ds, urls, sums = "ped2", [server.url("evil")], [_sha(data)]
     else:  # avenue's first archive is the evil one; the second is never fetched
         ds, urls, sums = "avenue", [server.url("evil"), server.url("evil")], [_sha(data)] * 2
-    with pytest.raises(DataError, match=f"member {why}; refusing to extract this archive \\(nothing was extracted\\)"):
+    with pytest.raises(DataError, match=f"member {why}; refusing to extract this archive \\(nothing was extracted\\); "
+                                        "the downloaded archive was removed"):
         download_dataset(ds, root, urls=urls, sha256=sums, progress=False)
     assert not root.exists()
     assert list(outer.iterdir()) == []
@@ -373,6 +374,19 @@ def test_unknown_checksum_needs_sha256_or_no_verify(server, ucsd_archive, tmp_pa
 def test_http_404_is_a_download_error_leaving_nothing(server, tmp_path):
     with pytest.raises(DownloadError, match="HTTP 404 .*--archive FILE"):
         download_dataset("ped2", tmp_path / "r", urls=[server.url("missing")], progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_unreachable_address_leaves_nothing(tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(DownloadError, match=r"cannot connect .*; nothing was downloaded \(after 2 attempt\(s\)\)"), \
+            pytest.warns(VadlabWarning, match=r"cannot connect .*; retrying \(attempt 2 of 2\)"):
+        download_dataset("ped2", tmp_path / "r", urls=[f"http://127.0.0.1:{port}/a"], retries=1, wait=0,
+                         progress=False)
     assert not (tmp_path / "r").exists()
 
 

@@ -114,9 +114,9 @@ DATASETS: dict[str, Dataset] = {
         (Archive("shanghaitech.tar.gz", None, "c13a827043b259ccf8493c9d9130486872992153a9d714fe229e523cd4c94116"),),
         "page: svip-lab/svip-lab.github.io dataset/campus_dataset.html; SHA-256 of shanghaitech.tar.gz from the "
         "authors' former server 101.32.75.151:8181: anomalib (src/anomalib/data/datamodules/video/shanghaitech.py)",
-        note="the owners' page links a OneDrive share (https://1drv.ms/u/s!AjjUqiJZsj8whLt-1ABerTT-9eH9Ag?e=eJbY6Y), "
-             "not a file a program can fetch, and the authors' former server (101.32.75.151:8181) is reported "
-             "unreachable"),
+        note="the owners' page links only a OneDrive share, "
+             "https://1drv.ms/u/s!AjjUqiJZsj8whLt-1ABerTT-9eH9Ag?e=eJbY6Y, which a program cannot fetch as a file, "
+             "and the authors' former server 101.32.75.151:8181 is reported unreachable"),
 }
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -227,12 +227,16 @@ def fetch(url: str, part: str | os.PathLike, *, retries: int = 3, timeout: float
                 return part
             except _Dropped as exc:
                 held = part.stat().st_size if part.exists() else 0
+                if attempt == retries and not held:
+                    raise DownloadError(f"{url}: {exc}; nothing was downloaded (after {retries + 1} attempt(s))") \
+                        from None
                 if attempt == retries:
                     raise DownloadError(
                         f"{url}: download interrupted ({exc}); {held} bytes kept in {part}: run the same command "
                         "again to resume from there") from None
-                warnings.warn(f"{url}: {exc}; resuming with Range: bytes={held}- (attempt {attempt + 2} of "
-                              f"{retries + 1})", VadlabWarning, stacklevel=2)
+                how = f"resuming with Range: bytes={held}-" if held else "retrying"
+                warnings.warn(f"{url}: {exc}; {how} (attempt {attempt + 2} of {retries + 1})", VadlabWarning,
+                              stacklevel=2)
                 time.sleep(wait * 2 ** attempt)
     return part  # not reached
 
@@ -397,9 +401,9 @@ def _plan(ds: Dataset, urls, archives, sha256, verify: bool) -> list[_Item]:
         if local is None and url is None:
             raise VadlabError(
                 f"{ds.name}: {ds.title} has no stable official address ({ds.note}). Download {arc.file} by hand "
-                f"from {ds.page}, then run `vadlab data download {ds.name} ROOT --archive FILE` (it is checked against "
-                f"SHA-256 {arc.sha256 or 'unknown'}), or unpack it and run `vadlab data import {ds.kind} SRC ROOT`; "
-                "a mirror you trust works with --url URL")
+                f"from {ds.page}, then run `vadlab data download {ds.name} ROOT --archive FILE` (checked against "
+                f"SHA-256 {arc.sha256 or 'unknown'}; a copy packed differently needs --sha256 HEX or --no-verify), or "
+                f"unpack it and run `vadlab data import {ds.kind} SRC ROOT`; a mirror you trust works with --url URL")
         if local is None and urlparse(url).scheme not in ("http", "https"):
             raise VadlabError(f"--url {url!r}: only http:// and https:// addresses are fetched")
         expected = _checked_hex(sha256[i], arc.file) if sha256 else arc.sha256
@@ -538,11 +542,13 @@ def download_dataset(name: str | Dataset, root: str | os.PathLike, *, urls: list
     except DataError as exc:
         if stage == "import":  # the archives are good: keep them for a rerun or `vadlab data import`
             raise DataError(f"{exc} (the verified archives stay in {folder}; the same command reuses them)") from exc
-        if stage == "extract":  # an unsafe or unreadable archive is removed like a mismatched one
-            for item, path, _ in files:
-                if item.local is None:
-                    path.unlink(missing_ok=True)
         _remove_created(root, created_root, folder, created_folder)
+        if stage == "extract":  # an unsafe or unreadable archive is removed like a mismatched one
+            removed = [path for item, path, _ in files if item.local is None]
+            for path in removed:
+                path.unlink(missing_ok=True)
+            if removed:
+                raise DataError(f"{exc}; the downloaded archive was removed") from exc
         raise
     except DownloadError:  # downloads so far are kept for a resume; a call that got nothing leaves nothing
         if not any(p.stat().st_size for p in folder.iterdir() if p.is_file()):
