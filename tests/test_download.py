@@ -336,6 +336,33 @@ def test_traversal_member_is_refused_and_nothing_written(server, tmp_path, fmt, 
     assert not list(tmp_path.rglob("evil")) and not list(tmp_path.rglob("passwd"))
 
 
+def test_unsafe_archive_in_an_existing_root_leaves_it_empty(server, tmp_path):
+    data = _evil_tar("dotdot")
+    server.files["evil"] = data
+    root = tmp_path / "ds"
+    root.mkdir()
+    with pytest.raises(DataError, match="'../evil' is a '..' component"):
+        download_dataset("ped2", root, urls=[server.url("evil")], sha256=[_sha(data)], progress=False)
+    assert root.is_dir() and list(root.iterdir()) == []  # ROOT was there before: kept, and empty
+
+
+def test_import_failure_keeps_the_verified_archive(server, tmp_path):
+    """A safe archive that is not the official layout: the importer's error, with the archive kept for a rerun."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("something/else.txt")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    data = buf.getvalue()
+    server.files["a.tar.gz"] = data
+    root = tmp_path / "ds"
+    with pytest.raises(DataError, match=r"unpacked to something, and no folder in them is UCSD Ped2's official "
+                                        r"layout .* \(the verified archives stay in .*\.download; the same command "
+                                        r"reuses them\)"):
+        download_dataset("ped2", root, urls=[server.url("a.tar.gz")], sha256=[_sha(data)], progress=False)
+    assert sorted(p.name for p in root.rglob("*")) == [".download", "UCSD_Anomaly_Dataset.tar.gz"]
+
+
 def test_check_archive_accepts_the_official_layouts(ucsd_archive, avenue_archives, tmp_path):
     for name, data in (("u.tar.gz", ucsd_archive), ("v.zip", avenue_archives[0]), ("t.zip", avenue_archives[1])):
         (tmp_path / name).write_bytes(data)

@@ -533,22 +533,24 @@ def download_dataset(name: str | Dataset, root: str | os.PathLike, *, urls: list
         import_dataset(ds.kind, src, layout_dir, name=ds.name, progress=progress)
         meta = _read_meta(layout_dir / "meta.json")
         meta["source"] = f"{ds.page} ({', '.join(item.archive.file for item, _, _ in files)})"
-        meta["download"] = [{"file": item.archive.file, "url": item.url, "archive": str(path), "sha256": actual,
-                             "verified": item.expected is not None} for item, path, actual in files]
+        meta["download"] = [{"file": item.archive.file, "url": item.url, "sha256": actual,
+                             "verified": item.expected is not None,
+                             "archive": None if delete_archives and item.local is None else str(path)}
+                            for item, path, actual in files]
         write_json(layout_dir / "meta.json", meta)
         for child in sorted(layout_dir.iterdir(), key=lambda p: p.name == "meta.json"):  # meta.json last
             os.replace(child, root / child.name)
         layout_dir.rmdir()
     except DataError as exc:
-        if stage == "import":  # the archives are good: keep them for a rerun or `vadlab data import`
+        downloaded = [path for item, path, _ in files if item.local is None]
+        if stage == "import" and downloaded:  # the archives are good: keep them for a rerun or `vadlab data import`
             raise DataError(f"{exc} (the verified archives stay in {folder}; the same command reuses them)") from exc
-        _remove_created(root, created_root, folder, created_folder)
         if stage == "extract":  # an unsafe or unreadable archive is removed like a mismatched one
-            removed = [path for item, path, _ in files if item.local is None]
-            for path in removed:
+            for path in downloaded:
                 path.unlink(missing_ok=True)
-            if removed:
-                raise DataError(f"{exc}; the downloaded archive was removed") from exc
+        _remove_created(root, created_root, folder, created_folder)
+        if stage == "extract" and downloaded:
+            raise DataError(f"{exc}; the downloaded archive was removed") from exc
         raise
     except DownloadError:  # downloads so far are kept for a resume; a call that got nothing leaves nothing
         if not any(p.stat().st_size for p in folder.iterdir() if p.is_file()):
