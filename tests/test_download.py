@@ -165,6 +165,7 @@ def test_download_import_check_ucsd(server, ucsd_archive, tmp_path):
     assert layout.testing[0].labels.tolist() == [0, 0, 1, 1, 1, 1, 0, 0]  # [3:6] of UCSDped2.m
     meta = json.loads((root / "meta.json").read_text())
     assert meta["dataset"] == "ped2" and meta["source_kind"] == "ucsd"
+    assert meta["ground_truth"] == "in the archives: UCSD_Anomaly_Dataset.v1p2/UCSDped2/Test/UCSDped2.m"
     assert meta["download"][0]["sha256"] == _sha(ucsd_archive) and meta["download"][0]["verified"]
     # the verified archive stays for a rerun; no temp folder is left
     assert sorted(p.name for p in (root / ".download").iterdir()) == ["UCSD_Anomaly_Dataset.tar.gz"]
@@ -380,6 +381,7 @@ def test_archive_given_by_hand_is_verified_and_kept(ucsd_archive, tmp_path):
     assert mine.read_bytes() == ucsd_archive and not (tmp_path / "a").exists()
     layout = download_dataset("ped2", tmp_path / "b", archives=[mine], sha256=[_sha(ucsd_archive)], progress=False)
     assert len(layout.testing) == 2 and mine.exists()
+    assert layout.meta["download"][0]["url"] is None and layout.meta["download"][0]["archive"] == str(mine)
     assert not (tmp_path / "b" / ".download").exists()  # nothing downloaded, nothing kept
 
 

@@ -395,7 +395,7 @@ def _plan(ds: Dataset, urls, archives, sha256, verify: bool) -> list[_Item]:
     items = []
     for i, arc in enumerate(ds.archives):
         local = Path(archives[i]).expanduser() if archives else None
-        url = urls[i] if urls else arc.url
+        url = urls[i] if urls else (arc.url if local is None else None)
         if local is not None and not local.is_file():
             raise VadlabError(f"--archive {local}: no such file")
         if local is None and url is None:
@@ -532,6 +532,10 @@ def download_dataset(name: str | Dataset, root: str | os.PathLike, *, urls: list
         src = _find_source(extracted, ds)
         import_dataset(ds.kind, src, layout_dir, name=ds.name, progress=progress)
         meta = _read_meta(layout_dir / "meta.json")
+        for key, value in meta.items():  # paths into the unpacked temp folder, which is removed: name them by archive
+            for prefix in {str(extracted), str(extracted.resolve())}:
+                if isinstance(value, str) and value.startswith(prefix + os.sep):
+                    meta[key] = f"in the archives: {value[len(prefix) + 1:]}"
         meta["source"] = f"{ds.page} ({', '.join(item.archive.file for item, _, _ in files)})"
         meta["download"] = [{"file": item.archive.file, "url": item.url, "sha256": actual,
                              "verified": item.expected is not None,
