@@ -423,17 +423,19 @@ def _status(job: Job, spec: Spec) -> None:
 
 
 def _steps_per_epoch(method: str, config, layout) -> int | None:
-    """Training steps per epoch on `layout`: the method's training clips / batch size (None without data)."""
+    """About the training steps per epoch on `layout`, counted without reading a frame: clips of the normal
+    training videos (frames less the clip span) / batch size; the labelled anomalies a method may add are not
+    counted (a split is made at run time). None without data."""
     if layout is None:
         return None
     from vadlab.registry import get_spec
 
-    try:
-        m = get_spec(method).cls(config)
-        n = len(m.train_dataset(layout))
-    except VadlabError:
-        return None
-    return max(1, math.ceil(n / config.batch_size))
+    m = get_spec(method).cls(config)
+    videos = list(layout.training)
+    clip = m.clip_spec()
+    span = clip.frames_in + int(clip.predict)
+    clips = sum(max(len(v) - span + 1, 0) for v in videos)
+    return max(1, math.ceil(clips / config.batch_size))
 
 
 def _check_data(spec: Spec, root: Path, create: bool) -> Path:
@@ -503,17 +505,19 @@ def describe_plan(spec: Spec, jobs: list[Job], preset: str, devices: list[str] |
     count = {s: sum(j.status == s for j in jobs if not j.row.scored_from) for s in ("new", "resume", "evaluate",
                                                                                      "finished")}
     rescored = [j for j in jobs if j.row.scored_from]
+    read = sum(not j.row.score_set for j in rescored)
     lines.append(f"  trainings: {count['new']} new, {count['resume']} to resume, {count['evaluate']} to evaluate, "
                  f"{count['finished']} finished; re-evaluations: "
                  f"{sum(j.status == 're-evaluate' for j in rescored)} to do, "
-                 f"{sum(j.status == 'finished' for j in rescored)} done")
+                 f"{sum(j.status == 'finished' and bool(j.row.score_set) for j in rescored)} done"
+                 + (f"; {read} read another metric of their source's evaluation" if read else ""))
     sources = sorted({f"{m} at {preset}: {step_seconds(m, preset)[0]} s per step ({step_seconds(m, preset)[1]})"
                       for m in {j.row.method for j in jobs} if step_seconds(m, preset)})
-    workers = ", run one after the other (with --devices the workers share it)" if not devices else \
-        f", shared by {len(devices)} workers"
-    lines.append(f"  estimate: about {_duration(total)} of training{workers}; scoring not included. Steps per epoch = "
-                 "training clips / batch size on this data, times the measured seconds per step "
-                 "(vadlab.reproduce.STEP_SECONDS, 2 threads):")
+    workers = ", one run after the other" if not devices else f", to be shared by {len(devices)} workers"
+    known = "" if not unknown else " of the measured methods"
+    lines.append(f"  estimate: about {_duration(total)} of training{known}{workers}; scoring not included. Steps per "
+                 "epoch = training clips / batch size on this data, times the measured seconds per step "
+                 "(vadlab.reproduce.STEP_SECONDS):")
     lines += [f"    {s}" for s in sources]
     if unknown:
         lines.append(f"  no measured step time for {', '.join(sorted(unknown))} at {preset}: not in the estimate")
