@@ -107,6 +107,7 @@ BAD = [  # (what to change in TINY, the words the error must contain)
     (("score_set = { test_update = false }", "score_set = { test_updat = false }"),
      "rows[2] (C).score_set: unknown config key 'test_updat'"),
     (("id = \"D\"", "id = \"C\""), "rows[2] (C).id = 'C': used by more than one row"),
+    (("id = \"D\"", "id = \"../D\""), "rows[3] (../D).id = '../D': must be a folder name"),
     (("paper = 94.3", "paper = 943"), "rows[0] (A).paper = 943: outside the percent scale"),
     (("ablation = \"no_memory\"\n", ""), "rows[1] (B): trains the same config as row A"),
     (("metric = \"macro_auc\"\n", ""), "rows[3] (D): score_set is empty and the metric is its source's"),
@@ -227,6 +228,45 @@ def test_a_reproduction_stopped_by_sigterm_resumes_and_redoes_nothing_finished(t
     assert _mtimes(runs / "A") == finished_a
     assert [h["epoch"] for h in json.loads((runs / "B" / "seed0" / "history.json").read_text())] == [1, 2, 3, 4]
     assert (tmp_path / "reports" / "tiny" / "table.csv").exists()
+
+
+SPLIT = """\
+title = "split table"
+paper = "Guo et al."
+table = "Table III"
+section = "Sec. IV-D"
+dataset = "ped2"
+seeds = [0]
+paper_on = "UCSD Ped2 (full), 10 folds"
+
+[split]
+protocol = "kfold"
+k = 3
+folds = [0, 2]
+
+[[rows]]
+id = "mem"
+label = "UNet+Mem"
+method = "dream"
+ablation = "unet_mem"
+paper = 94.4
+"""
+
+
+def test_a_fold_split_is_derived_once_per_fold_and_each_fold_is_a_replicate(tmp_path):
+    from conftest import write_random_layout
+
+    from vadlab.data.splits import derived_meta
+
+    data = write_random_layout(tmp_path / "data", n_train=3, n_test=3, frames=40, size=(32, 32))
+    result = reproduce.reproduce(_spec(tmp_path, SPLIT, "split"), preset="smoke", data=data, runs=tmp_path / "runs",
+                                 out=tmp_path / "reports", progress=False, log=lambda _: None)
+    assert list(result["rows"][0]["ours"]) == ["fold0-seed0", "fold2-seed0"]
+    for fold in (0, 2):
+        root = tmp_path / "runs" / "split" / "data" / f"kfold-k3-segment-m5-fold{fold}"
+        assert derived_meta(root)["args"]["fold"] == fold
+        run = json.loads((tmp_path / "runs" / "split" / "mem" / f"fold{fold}-seed0" / "run.json").read_text())
+        assert run["data"] == str(root)
 
 
 def test_cpu_workers_run_the_same_table(tmp_path, tiny_synthetic):

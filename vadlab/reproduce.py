@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -38,6 +39,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")  # a row id names its run folder
 KEY_FORMAT = 1  # the layout of `reproduce.json`'s key
 RECORD = "reproduce.json"
 
@@ -235,6 +237,9 @@ def _check_rows(raw_rows: list, file: Path, preset: str, metric: str, unit: str)
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: must be a table ([[rows]])")
         _check_keys(raw, _ROW, where)
+        if not _SAFE_ID.fullmatch(raw["id"]) or raw["id"] == "data":
+            raise ConfigError(f"{where}.id = {raw['id']!r}: must be a folder name of letters, digits, '.', '_', '+', "
+                              "'-' (and not 'data', where the splits go)")
         if ids.count(raw["id"]) > 1:
             raise ConfigError(f"{where}.id = {raw['id']!r}: used by more than one row")
         paper = raw.get("paper")
