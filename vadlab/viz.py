@@ -598,7 +598,8 @@ def plot_item_usage(counts: np.ndarray, *, title: str = "", path=None):
 def plot_reproduction(rows: list[dict], *, ours_label: str = "ours", paper_label: str = "paper", title: str = "",
                       path=None):
     """A paper table re-run (`vadlab.reproduce.summarise` rows): per row, our mean with the seed spread (std error
-    bar, each replicate a dot) beside the paper's number (hatched: another dataset and scale), one bar group per row."""
+    bar, each replicate a dot) and the frame-difference baseline on the same frames (grey dashes) beside the paper's
+    number (hatched: another dataset and scale), one bar group per row."""
     ids = [r["id"] for r in rows]
     fig, ax = plt.subplots(figsize=(1.6 + 0.75 * len(rows), 3.4))
     width = 0.38
@@ -613,7 +614,12 @@ def plot_reproduction(rows: list[dict], *, ours_label: str = "ours", paper_label
         ax.scatter(np.full(len(values), x - width / 2), values, s=9, color="black", zorder=3,
                    label="one replicate" if x == 0 and values else None)
     ax.bar(xs + width / 2, papers, width, color="white", edgecolor=paper_colour, hatch="//", label=paper_label)
-    values = [v for v in np.concatenate([means, papers]) if np.isfinite(v)]
+    baselines = [r.get("baseline", np.nan) for r in rows]
+    for x, b in zip(xs, baselines):  # the frame-difference baseline on the frames our runs scored
+        if np.isfinite(b):
+            ax.hlines(b, x - width, x, color=BASELINE_COLOUR, lw=2, ls="--",
+                      label="frame difference (our frames)" if x == xs[np.isfinite(baselines)][0] else None)
+    values = [v for v in np.concatenate([means, papers, baselines]) if np.isfinite(v)]
     bottom = 0.0 if values and min(values) < 0.42 else 0.4
     for x, m, p in zip(xs, means, papers):
         for xx, v in ((x - width / 2, m), (x + width / 2, p)):
