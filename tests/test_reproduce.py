@@ -295,3 +295,17 @@ def test_the_mnad_table_dry_run_on_ped2_mini(ped2_mini, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "trainings: 15 new, 0 to resume, 0 to evaluate, 0 finished; re-evaluations: 6 to do, 0 done" in out
     assert "mnad_pred at cpu: 0.23 s per step" in out and not (tmp_path / "runs").exists()
+
+
+def test_data_of_another_kind_is_refused(tmp_path, capsys):
+    from conftest import write_random_layout
+
+    data = write_random_layout(tmp_path / "data")
+    (data / "meta.json").write_text(json.dumps({"dataset": "avenue"}))
+    file = _spec(tmp_path, TINY.replace("synthetic:tiny", "ped2"))
+    assert main(_args(file, data, tmp_path) + ["--dry-run"]) == 2
+    assert f"{data / 'meta.json'}: dataset 'avenue', but tiny.toml is a table on 'ped2'" in capsys.readouterr().err
+    assert main(_args(file, tmp_path / "nowhere", tmp_path) + ["--seeds", "0"]) == 2
+    assert "no such dataset; give the ped2 root with --data ROOT" in capsys.readouterr().err
+    assert main(_args(file, data, tmp_path) + ["--seeds", "0,x"]) == 2
+    assert "--seeds '0,x': expected integers" in capsys.readouterr().err
