@@ -309,3 +309,23 @@ def test_data_of_another_kind_is_refused(tmp_path, capsys):
     assert "no such dataset; give the ped2 root with --data ROOT" in capsys.readouterr().err
     assert main(_args(file, data, tmp_path) + ["--seeds", "0,x"]) == 2
     assert "--seeds '0,x': expected integers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("table,row,method", [("mnad_table2_pred", "T2.P7", "mnad_pred"),
+                                              ("mnad_table2_recon", "T2.R7", "mnad_recon"),
+                                              ("dream_table3", "T3.dream", "dream"),
+                                              ("maam_table5_branches", "T5.both", "maam"),
+                                              ("std_table2", "T2.full", "std")])
+def test_the_full_rows_carry_the_papers_numbers_already_in_the_package(table, row, method):
+    from vadlab.eval.reported import reported
+
+    spec = reproduce.load_spec(table)
+    assert spec.paper_fraction(spec.row(row)) == pytest.approx(reported(method)["ped2"])
+
+
+def test_the_std_rows_carry_the_numbers_of_std_table2():
+    from vadlab.registry import get_spec
+
+    spec = reproduce.load_spec("std_table2")
+    table2 = get_spec("std").cls.TABLE2
+    assert {r.ablation or "full": r.paper for r in spec.rows} == table2
