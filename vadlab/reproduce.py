@@ -311,7 +311,7 @@ class Job:
     folder: Path  # the trained run (a scored row: its source's run)
     data: Path  # the dataset it trains and is scored on (a split: the derived root)
     key: dict  # what `reproduce.json` records
-    status: str  # new | resume | evaluate | finished (training rows); re-evaluate | finished (scored rows)
+    status: str  # new | resume | evaluate | finished; scored rows: re-evaluate | finished | with source (metric only)
     epochs_done: int = 0
     epochs: int = 0
     steps_per_epoch: int | None = None
