@@ -235,6 +235,37 @@ def _cmd_compare(args) -> int:
     return 0
 
 
+def _cmd_reproduce(args) -> int:
+    from vadlab import reproduce
+
+    if args.list:
+        for name, title in reproduce.list_specs().items():
+            print(f"{name:24s} {title}")
+        return 0
+    if not args.table:
+        raise VadlabError("reproduce: name a TABLE (`vadlab reproduce --list` shows them)")
+    seeds = None
+    if args.seeds:
+        try:
+            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        except ValueError:
+            raise VadlabError(f"--seeds {args.seeds!r}: expected integers, comma-separated (e.g. 0,1,2)") from None
+    devices = reproduce.parse_devices(args.devices) if args.devices else None
+    _out_folder(args.out)
+    if args.dry_run:
+        spec = reproduce.load_spec(args.table, args.preset)
+        jobs = reproduce.plan(spec, preset=args.preset, data=args.data, runs=args.runs, seeds=seeds)
+        print(reproduce.describe_plan(spec, jobs, args.preset, devices))
+        return 0
+    try:
+        reproduce.reproduce(args.table, preset=args.preset, data=args.data, runs=args.runs, out=args.out, seeds=seeds,
+                            devices=devices, progress=not args.quiet)
+    except Interrupted as exc:  # the finished runs are kept; the stopped one resumes from its checkpoint
+        print(f"vadlab: {exc}\nresume with the same command: vadlab {shlex.join(sys.argv[1:])}", file=sys.stderr)
+        return exc.exit_status
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vadlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -364,6 +395,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="PNG file")
     p.add_argument("--data", help="dataset root (default: the first run's)")
     p.set_defaults(func=_cmd_curves)
+
+    p = sub.add_parser("reproduce", help="re-run a paper's table from its spec (vadlab/specs): every row and seed, "
+                                         "resumable; writes OUT/<table>/table.md, table.csv, table.png, "
+                                         "provenance.json")
+    p.add_argument("table", nargs="?", help="a spec name (--list shows them) or a .toml file")
+    p.add_argument("--preset", default="cpu", help="smoke | cpu (default) | paper")
+    p.add_argument("--data", help="the dataset root (default: data/ped2-mini for ped2, data/synthetic-<preset> for "
+                                  "synthetic:<preset>)")
+    p.add_argument("--runs", default="runs/reproduce", help="where the runs go: RUNS/<table>/<row>/seed<k>")
+    p.add_argument("--out", default="reports", help="the reports folder")
+    p.add_argument("--seeds", help="comma-separated seeds (default: the spec's)")
+    p.add_argument("--devices", help="one worker per device: CUDA indices (0,1) or cpu (cpu,cpu: the cores shared)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs (new / to resume / finished / to re-score) "
+                                                          "and a time estimate; run nothing")
+    p.add_argument("--list", action="store_true", help="name every spec with its title")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("demo", help="the demo: synthesise, train every registered method, compare them, reports "
                                     "and OUT/index.html")

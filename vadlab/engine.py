@@ -385,8 +385,18 @@ def evaluate_run(run: str | os.PathLike, data=None, *, device: str = "auto", pro
         return _evaluate(method, run, data, progress, overrides)
 
 
+def overrides_suffix(overrides: dict | None) -> str:
+    """The file-name suffix of an evaluation with test-time overrides: "[test_update=False]", "" without."""
+    return "[" + ",".join(f"{k}={v}" for k, v in sorted(overrides.items())) + "]" if overrides else ""
+
+
+def metrics_file(run: str | os.PathLike, overrides: dict | None = None) -> Path:
+    """Where `evaluate_run(run, overrides=overrides)` writes its metrics: `metrics.json` or `metrics[k=v].json`."""
+    return Path(run) / f"metrics{overrides_suffix(overrides)}.json"
+
+
 def _evaluate(method, run: Path, data, progress: bool, overrides: dict | None) -> dict:
-    suffix = "[" + ",".join(f"{k}={v}" for k, v in sorted(overrides.items())) + "]" if overrides else ""
+    suffix = overrides_suffix(overrides)
     if data is None:
         data = json.loads((run / "run.json").read_text())["data"]
     layout = as_layout(data)

@@ -593,3 +593,44 @@ def plot_item_usage(counts: np.ndarray, *, title: str = "", path=None):
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save(fig, path)
+
+
+def plot_reproduction(rows: list[dict], *, ours_label: str = "ours", paper_label: str = "paper", title: str = "",
+                      path=None):
+    """A paper table re-run (`vadlab.reproduce.summarise` rows): per row, our mean with the seed spread (std error
+    bar, each replicate a dot) and the frame-difference baseline on the same frames (grey dashes) beside the paper's
+    number (hatched: another dataset and scale), one bar group per row."""
+    ids = [r["id"] for r in rows]
+    fig, ax = plt.subplots(figsize=(1.6 + 0.75 * len(rows), 3.4))
+    width = 0.38
+    xs = np.arange(len(rows))
+    means = np.array([r["mean"] for r in rows], dtype=float)
+    stds = np.nan_to_num(np.array([r["std"] for r in rows], dtype=float))
+    papers = np.array([np.nan if r["paper"] is None else r["paper"] for r in rows], dtype=float)
+    ours_colour, paper_colour = METHOD_COLOURS[0], METHOD_COLOURS[1]
+    ax.bar(xs - width / 2, means, width, yerr=stds, capsize=2, color=ours_colour, label=ours_label)
+    for x, r in zip(xs, rows):
+        values = list(r["ours"].values())
+        ax.scatter(np.full(len(values), x - width / 2), values, s=9, color="black", zorder=3,
+                   label="one replicate" if x == 0 and values else None)
+    ax.bar(xs + width / 2, papers, width, color="white", edgecolor=paper_colour, hatch="//", label=paper_label)
+    baselines = [r.get("baseline", np.nan) for r in rows]
+    for x, b in zip(xs, baselines):  # the frame-difference baseline on the frames our runs scored
+        if np.isfinite(b):
+            ax.hlines(b, x - width, x, color=BASELINE_COLOUR, lw=2, ls="--",
+                      label="frame difference (our frames)" if x == xs[np.isfinite(baselines)][0] else None)
+    values = [v for v in np.concatenate([means, papers, baselines]) if np.isfinite(v)]
+    bottom = 0.0 if values and min(values) < 0.42 else 0.4
+    for x, m, p in zip(xs, means, papers):
+        for xx, v in ((x - width / 2, m), (x + width / 2, p)):
+            if np.isfinite(v):
+                ax.text(xx, bottom + 0.02, f"{v:.3f}", ha="center", va="bottom", fontsize=7, rotation=90)
+    ax.set_xticks(xs, ids, rotation=30 if len(rows) > 5 else 0)
+    ax.set_ylabel("frame AUC")
+    ax.set_ylim(bottom, 1.08)
+    ax.axhline(0.5, color="0.6", lw=0.8, ls=":")
+    ax.legend(fontsize=7, ncol=1, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    if title:
+        fig.suptitle(title, y=1.12 if len(title) < 80 else 1.16, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    return save(fig, path)
