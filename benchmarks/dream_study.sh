@@ -5,7 +5,8 @@
 #        data/ped2-mini made by `vadlab data synth` / `vadlab data import`; about 8 minutes per seed on 2 cores)
 # Then:  vadlab compare synthetic=OUT/synth/seed0,OUT/synth/seed1,OUT/synth/seed2 --out reports/dream/table3
 # Every run: 64x64 grey frames, 5 epochs (ped2: 8), the `cpu` preset's widths, C, M, batch and lr; MNAD-P at the
-# same size and epochs with its test-time update off (Mem-Guided* of the paper).
+# same size and epochs with its test-time update off (Mem-Guided* of the paper) and the public code's decoder, which is
+# DREAM's generator (issue 15).
 set -euo pipefail
 out=${1:?output folder}; shift
 seeds=${*:-0 1 2}
@@ -25,11 +26,11 @@ for s in $seeds; do
     abl=(); [ "$row" = dream ] || abl=(--ablation "$row")
     train dream data/synthetic-default "$out/synth/seed$s/$row" "$s" "${SET[@]}" "${abl[@]}"
   done
-  train mnad_pred data/synthetic-default "$out/synth/seed$s/mnad_pred" "$s" "${SET[@]}" --set test_update=false
+  train mnad_pred data/synthetic-default "$out/synth/seed$s/mnad_pred" "$s" "${SET[@]}" --set test_update=false --set decoder=reference
   train dream data/synth-pool-sal "$out/unseen/seed$s/dream_pool_sal" "$s" "${SET[@]}"
   if [ "$s" = 0 ]; then
     train dream data/ped2-k3f0 "$out/ped2-k3f0/seed$s/dream" "$s" --set image_size=64 --epochs 8
     train mnad_pred data/ped2-k3f0 "$out/ped2-k3f0/seed$s/mnad_pred" "$s" --set image_size=64 --epochs 8 \
-      --set test_update=false
+      --set test_update=false --set decoder=reference
   fi
 done
