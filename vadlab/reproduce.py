@@ -51,8 +51,8 @@ DATA_DEFAULTS = {"ped2": "data/ped2-mini", "avenue": "data/avenue", "shanghaitec
 # development machine, keyed by (method, preset): (seconds, where the number comes from and at how many threads).
 # Steps per epoch come from the data (training clips / batch size), so the estimate scales with the dataset.
 STEP_SECONDS: dict[tuple[str, str], tuple[float, str]] = {
-    ("mnad_pred", "cpu"): (0.23, "README, the cpu presets: 14.7-19.4 s per epoch of ped2-mini's 73 steps, 2 threads"),
-    ("mnad_recon", "cpu"): (0.10, "README, the cpu presets: 6.6-8.5 s per epoch of ped2-mini's 75 steps, 2 threads"),
+    ("mnad_pred", "cpu"): (0.25, "issue 15 preset runs: about 18 s per epoch of ped2-mini's 73 steps, 2 threads"),
+    ("mnad_recon", "cpu"): (0.15, "issue 15 preset runs: 11-12 s per epoch of ped2-mini's 75 steps, 2 threads"),
     ("std", "cpu"): (0.10, "README, STD: 6.7-8.1 s per epoch (pretrain, alternate) of ped2-mini's 73 steps, 2 cores"),
     # benchmarks/bench_steps.py, 2026-12-02, under the CPU lock but at 1 thread (2 threads would be faster)
     ("dream", "cpu"): (0.41, "bench_steps.py: 34.0 s per epoch of 83 steps on ped2-mini's 3-fold split, 1 thread"),
