@@ -398,15 +398,17 @@ def calibration_videos(videos, max_frames: int = CALIBRATION_MAX_FRAMES) -> list
 def calibrate(method, data, *, progress: bool = True, epochs_trained: int | None = None) -> Calibration:
     """Score the normal training frames (`calibration_videos` of `layout.training`) with the trained `method`, as
     `infer` scores test videos (test-time updates included), and return the distribution of each raw signal
-    (`vadlab.eval.calibration`). The anomaly map's 99.9th percentile comes along as the display scale of overlays."""
+    (`vadlab.eval.calibration`). The anomaly map's 99.9th percentile comes along as the display scale of overlays.
+    The model's train/eval mode and the global RNG states are restored afterwards."""
     layout = as_layout(data)
     videos = calibration_videos(layout.training)
-    was_training = method.model.training
+    was_training, rng = method.model.training, _get_rng_state()  # the caller's RNG and mode are left as they were
     t0 = time.perf_counter()
     signals = infer(method, dataclasses.replace(layout, training=tuple(videos)), progress=progress, split="training")
     seconds = time.perf_counter() - t0
     stats = method.test_statistics()  # also ends the pass (e.g. MAAM-Net's per-frame counts are consumed)
     method.model.train(was_training)
+    _set_rng_state(rng)
     maps = signals.pop("_map", None)
     frames = {name: np.concatenate([per[v.name] for v in videos]) for name, per in signals.items()}  # (N,) each
     map_scale = None

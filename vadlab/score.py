@@ -433,8 +433,9 @@ def score_video(run: str | Path, video: str | Path, out: str | Path | None = Non
     seconds = time.perf_counter() - t0
 
     calibrated = np.array(outputs.calibrated)
-    viz.plot_calibrated_curve(calibrated, outputs.level, threshold=threshold, method=method.name,
-                              title=f"{method.name} on {source.path.name}", path=out / "curve.png")
+    figure = viz.plot_calibrated_curve(calibrated, outputs.level, threshold=threshold, method=method.name,
+                                       title=f"{method.name} on {source.path.name}", path=out / "curve.png")
+    viz.plt.close(figure)
     scored = int(np.isfinite(calibrated).sum())
     summary = {
         "run": str(run), "method": method.name, "video": str(source.path), "source": source.kind,
