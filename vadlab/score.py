@@ -240,9 +240,10 @@ def overlay(image: np.ndarray, amap: np.ndarray | None, scale: float | None) -> 
     return (frame * (1.0 - alpha) + colour * alpha).astype(np.uint8)
 
 
-def score_panel(history, t: int, level: float, row: dict) -> np.ndarray:
+def score_panel(history, t: int, level: float, row: dict, span: int = CURVE_FRAMES) -> np.ndarray:
     """The panel beside a frame, BGR uint8 (DISPLAY_HEIGHT, PANEL_WIDTH, 3): the calibrated score of the last
-    `CURVE_FRAMES` frames (gaps where unscorable), the flag level dashed, the current frame's numbers."""
+    `span` frames (`history`, the last ending at frame `t`; gaps where unscorable) on an x axis of `span` frames
+    from max(0, t - span + 1), the flag level dashed, the current frame's numbers."""
     panel = np.full((DISPLAY_HEIGHT, PANEL_WIDTH, 3), 255, np.uint8)
     left, right, top, bottom = 34, PANEL_WIDTH - 8, 40, DISPLAY_HEIGHT - 22
     cv2.rectangle(panel, (left, top), (right, bottom), (160, 160, 160), 1)
@@ -255,13 +256,13 @@ def score_panel(history, t: int, level: float, row: dict) -> np.ndarray:
     y = y_of(level)
     for x in range(left, right, 8):  # dashed flag level
         cv2.line(panel, (x, y), (min(x + 4, right), y), (40, 40, 220), 1)
-    values = list(history)
-    step = (right - left) / max(CURVE_FRAMES - 1, 1)
-    first = t - len(values) + 1
+    values = list(history)[-span:]
+    step = (right - left) / max(span - 1, 1)
+    first, start = t - len(values) + 1, max(0, t - span + 1)  # frame of values[0], frame at the left edge
     points = []
     for i, value in enumerate(values):
         if np.isfinite(value):
-            points.append((int(round(left + (first + i - (t - CURVE_FRAMES + 1)) * step)), y_of(value)))
+            points.append((int(round(left + (first + i - start) * step)), y_of(value)))
         elif points:
             cv2.polylines(panel, [np.array(points, np.int32)], False, (178, 115, 1), 1, cv2.LINE_AA)
             points = []
@@ -275,7 +276,7 @@ def score_panel(history, t: int, level: float, row: dict) -> np.ndarray:
                     colour, 1)
     else:
         cv2.putText(panel, "not scorable", (left, 31), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (120, 120, 120), 1)
-    cv2.putText(panel, f"last {CURVE_FRAMES} frames; dashed: flag level", (left, DISPLAY_HEIGHT - 7),
+    cv2.putText(panel, f"frames {start}-{start + span - 1}; dashed: flag level", (left, DISPLAY_HEIGHT - 7),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.33, (90, 90, 90), 1)
     return panel
 
@@ -285,7 +286,7 @@ class _Outputs:
     """CSV rows and overlay frames, written as they come into temp files that `finish` moves into place."""
 
     def __init__(self, out: Path, signals: list[str], calibration: Calibration, threshold: float, *,
-                 write_video: bool, fps: float, minmax: bool, stack: ExitStack):
+                 write_video: bool, fps: float, minmax: bool, stack: ExitStack, span: int | None = None):
         self.calibration, self.threshold = calibration, threshold
         self.level = calibration.level(threshold)
         self.signals = signals
@@ -297,6 +298,7 @@ class _Outputs:
         self.csv.writerow(self.columns)
         self.video_path = stack.enter_context(atomic_path(out / "overlay.mp4")) if write_video else None
         self.writer, self.fps = None, fps
+        self.span = min(span, CURVE_FRAMES) if span else CURVE_FRAMES  # frames on the panel's x axis
         self.history: deque = deque(maxlen=CURVE_FRAMES)  # the curve of the panel
         self.calibrated: list[float] = []  # (N,) for curve.png: 8 bytes a frame
         self.flags = 0
@@ -318,7 +320,7 @@ class _Outputs:
         self.calibrated.append(row["calibrated"])
         if self.video_path is not None:
             picture = np.concatenate([overlay(image, amap, self.calibration.map_scale),
-                                      score_panel(self.history, t, self.level, row)], axis=1)
+                                      score_panel(self.history, t, self.level, row, self.span)], axis=1)
             if self.writer is None:
                 height, width = picture.shape[:2]
                 self.writer = cv2.VideoWriter(str(self.video_path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
@@ -376,7 +378,7 @@ def score_video(run: str | Path, video: str | Path, out: str | Path | None = Non
                leave=False)
     with ExitStack() as stack:
         outputs = _Outputs(out, signals, calibration, threshold, write_video=write_video, fps=source.fps,
-                           minmax=not stream, stack=stack)
+                           minmax=not stream, stack=stack, span=source.count)
         if stream:
             pending: deque = deque()  # (t, native frame) read, waiting for the clip that scores it
             held = 0
