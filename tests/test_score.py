@@ -3,6 +3,7 @@ frames) with every registered method, stream and whole-video modes, bounded memo
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -242,3 +243,32 @@ def test_video_source_reads_a_folder_as_the_pipeline_does(tiny_synthetic):
     images = [image for image, _ in source]
     assert source.kind == "folder" and len(images) == len(video)
     assert np.array_equal(images[0], read_image(video.frames[0], 3))
+
+
+def test_ctrl_c_stops_a_stream_and_keeps_what_was_scored(smoke_run, tiny_synthetic, tmp_path):
+    import os
+    import signal
+    import time
+
+    video = load_layout(tiny_synthetic).testing[0]
+    frames = [read_image(p, 1) for p in video.frames] * 40  # about a thousand frames: long enough to stop midway
+    long_mp4 = write_mp4(tmp_path / "long.mp4", frames)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "vadlab.cli", "score", str(smoke_run("mnad_pred")), str(long_mp4),
+                             "--out", str(out), "--stream", "--quiet"], stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:  # wait until rows are being written into the temp CSV
+        temp = list(out.glob(".scores.*.tmp.csv")) if out.is_dir() else []
+        if temp and temp[0].exists() and temp[0].read_text().count("\n") > 20:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the stream ended before it could be stopped"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "stopped by signal 2" in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped"] and 20 < summary["frames"] < len(frames)
+    assert len(read_scores(out / "scores.csv")["frame"]) == summary["frames"]  # complete rows, nothing cut
+    assert video_frames(out / "overlay.mp4") == summary["frames"]  # a playable video of the frames scored

@@ -18,14 +18,16 @@ Two ways to read the video, with the same scores:
 
 Test-time state: a method with a test-time update (MNAD's memory) starts from the trained state at the start of the
 video and updates clip by clip in frame order, as in evaluation; a long stream therefore keeps adapting for as long
-as it runs. Outputs are written to temp files and moved into place at the end; Ctrl-C during a stream stops reading
-and keeps what was scored.
+as it runs. Outputs are written to temp files and moved into place at the end; Ctrl-C (or SIGTERM) during a stream
+stops after the current frame and keeps what was scored (a second Ctrl-C stops at once, keeping nothing).
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import time
+import warnings
 from collections import deque
 from contextlib import ExitStack
 from pathlib import Path
@@ -39,7 +41,7 @@ from vadlab import engine, runs
 from vadlab import threads as cpu_threads
 from vadlab.data.clips import ClipSpec, prepare_frame, to_tensor
 from vadlab.data.layout import IMAGE_EXTS, list_images, load_layout, read_image
-from vadlab.errors import ConfigError, DataError, VadlabError
+from vadlab.errors import ConfigError, DataError, VadlabError, VadlabWarning
 from vadlab.eval.calibration import CALIBRATION, Calibration
 from vadlab.eval.scores import fuse
 from vadlab.io import atomic_path, write_json
@@ -194,7 +196,8 @@ def _score_items(method, items: list[dict], device) -> tuple[list[int], dict[str
 # --- calibration of a run -----------------------------------------------------------------------------------------
 def ensure_calibration(run: str | Path, method, data=None, *, progress: bool = True) -> Calibration:
     """The run's `calibration.npz`, computed once from its training data (`data`, else the data run.json names) and
-    stored when the run predates it, is damaged, or belongs to another checkpoint epoch."""
+    stored when the run predates it, is damaged, or belongs to another checkpoint epoch (in a folder this process
+    cannot write to, computed for this call only, with a warning)."""
     run = Path(run)
     file = run / CALIBRATION
     if file.exists():
@@ -213,6 +216,10 @@ def ensure_calibration(run: str | Path, method, data=None, *, progress: bool = T
     except DataError as exc:
         raise DataError(f"{run}: no usable {CALIBRATION}, and the run's training data cannot be read to make one "
                         f"({exc}); pass the training data with --data") from None
+    if not os.access(run, os.W_OK):  # someone else's run: calibrate for this call only
+        warnings.warn(f"{run}: not writable, so the calibration is computed for this call and not stored",
+                      VadlabWarning, stacklevel=2)
+        return engine.calibrate(method, layout, progress=progress)
     with runs.lock(run, "calibration"):
         calibration = engine.calibrate(method, layout, progress=progress)
         calibration.save(file)
@@ -382,7 +389,7 @@ def score_video(run: str | Path, video: str | Path, out: str | Path | None = Non
         if stream:
             pending: deque = deque()  # (t, native frame) read, waiting for the clip that scores it
             held = 0
-            try:
+            with runs.Interrupts() as interrupts:  # Ctrl-C / SIGTERM: stop after the current frame
                 for image, grey in source:
                     item = window.push(image, grey if flow_method else None)
                     pending.append((window.count - 1, image))
@@ -396,8 +403,10 @@ def score_video(run: str | Path, video: str | Path, out: str | Path | None = Non
                         raw, amap = scored.get(t, (None, None))
                         outputs.add(t, frame, raw, amap)
                     bar.update(1)
-            except KeyboardInterrupt:
-                stopped = "interrupted (Ctrl-C): the outputs hold the frames read until then"
+                    if interrupts.requested:
+                        stopped = (f"stopped by signal {interrupts.signum} after frame {window.count - 1}: the "
+                                   "outputs hold the frames read until then")
+                        break
             while pending:  # the last frames no clip scores
                 t, frame = pending.popleft()
                 outputs.add(t, frame, None, None)
