@@ -387,56 +387,9 @@ def score_video(run: str | Path, video: str | Path, out: str | Path | None = Non
         outputs = _Outputs(out, signals, calibration, threshold, write_video=write_video, fps=source.fps,
                            minmax=not stream, stack=stack, span=source.count)
         if stream:
-            pending: deque = deque()  # (t, native frame) read, waiting for the clip that scores it
-            held = 0
-            with runs.Interrupts() as interrupts:  # Ctrl-C / SIGTERM: stop after the current frame
-                for image, grey in source:
-                    item = window.push(image, grey if flow_method else None)
-                    pending.append((window.count - 1, image))
-                    held = max(held, len(pending))
-                    scored = {}
-                    if item is not None:
-                        indices, values, maps = _score_items(method, [item], dev)
-                        scored[indices[0]] = ({k: v[0] for k, v in values.items()}, None if maps is None else maps[0])
-                    while pending and (pending[0][0] < spec.first_scored or pending[0][0] in scored):
-                        t, frame = pending.popleft()
-                        raw, amap = scored.get(t, (None, None))
-                        outputs.add(t, frame, raw, amap)
-                    bar.update(1)
-                    if interrupts.requested:
-                        stopped = (f"stopped by signal {interrupts.signum} after frame {window.count - 1}: the "
-                                   "outputs hold the frames read until then")
-                        break
-            while pending:  # the last frames no clip scores
-                t, frame = pending.popleft()
-                outputs.add(t, frame, None, None)
-            buffered = {"window": window.held, "pending": held}
+            buffered, stopped = _score_stream(method, source, window, outputs, dev, bar)
         else:
-            frames = []
-            for image, grey in source:
-                frames.append((image, grey))
-                bar.update(1)
-            _check_length(source, len(frames), window)
-            raw = {k: np.full(len(frames), np.nan) for k in signals}
-            maps: dict[int, np.ndarray] = {}
-            batch_size = 1 if method.sequential_test else max(method.config.batch_size, 16)  # as engine.infer
-            items = []
-            for image, grey in tqdm(frames, desc="scoring clips", unit="frame", disable=not progress, leave=False):
-                item = window.push(image, grey if flow_method else None)
-                if item is not None:
-                    items.append(item)
-                if items and (len(items) == batch_size or window.count == len(frames)):
-                    indices, values, batch_maps = _score_items(method, items, dev)
-                    for name, v in values.items():
-                        raw.setdefault(name, np.full(len(frames), np.nan))[indices] = v
-                    if batch_maps is not None:
-                        maps.update(zip(indices, batch_maps))
-                    items = []
-            minmax = fuse({k: {"video": v} for k, v in raw.items() if k in calibration.weights},
-                          dict(calibration.weights), mode="video")["video"]
-            for t, (image, _) in enumerate(frames):
-                outputs.add(t, image, {k: v[t] for k, v in raw.items()}, maps.get(t), minmax[t])
-            buffered = {"window": window.held, "pending": len(frames)}
+            buffered = _score_whole(method, source, window, outputs, dev, bar, progress)
         bar.close()
         if window.count < window.length:
             _check_length(source, window.count, window)
@@ -460,6 +413,69 @@ def score_video(run: str | Path, video: str | Path, out: str | Path | None = Non
     }
     write_json(out / "summary.json", summary)
     return summary
+
+
+def _score_stream(method, source: VideoSource, window: ClipWindow, outputs: _Outputs, dev, bar) -> tuple[dict, str]:
+    """Frame by frame: each clip scored (a batch of 1) as soon as its frames are read, each frame written as soon as
+    it is scored or known to be unscorable. Returns the most frames held ({"window", "pending"}) and why it stopped
+    early (None: the video ended)."""
+    spec, stopped = method.clip_spec(), None
+    pending: deque = deque()  # (t, native frame) read, waiting for the clip that scores it
+    held = 0
+    with runs.Interrupts() as interrupts:  # Ctrl-C / SIGTERM: stop after the current frame
+        for image, grey in source:
+            item = window.push(image, grey)
+            pending.append((window.count - 1, image))
+            held = max(held, len(pending))
+            scored = {}
+            if item is not None:
+                indices, values, maps = _score_items(method, [item], dev)
+                scored[indices[0]] = ({k: v[0] for k, v in values.items()}, None if maps is None else maps[0])
+            while pending and (pending[0][0] < spec.first_scored or pending[0][0] in scored):
+                t, frame = pending.popleft()
+                raw, amap = scored.get(t, (None, None))
+                outputs.add(t, frame, raw, amap)
+            bar.update(1)
+            if interrupts.requested:
+                stopped = (f"stopped by signal {interrupts.signum} after frame {window.count - 1}: the outputs hold "
+                           "the frames read until then")
+                break
+    while pending:  # the last frames no clip scores
+        t, frame = pending.popleft()
+        outputs.add(t, frame, None, None)
+    return {"window": window.held, "pending": held}, stopped
+
+
+def _score_whole(method, source: VideoSource, window: ClipWindow, outputs: _Outputs, dev, bar,
+                 progress: bool) -> dict:
+    """Every frame read first, clips scored in batches as `engine.infer` scores them, then the rows written with
+    the per-video min-max score beside them. Returns the most frames held."""
+    frames = []
+    for image, grey in source:
+        frames.append((image, grey))
+        bar.update(1)
+    _check_length(source, len(frames), window)
+    calibration = outputs.calibration
+    raw = {k: np.full(len(frames), np.nan) for k in outputs.signals}
+    maps: dict[int, np.ndarray] = {}
+    batch_size = 1 if method.sequential_test else max(method.config.batch_size, 16)  # as engine.infer
+    items = []
+    for image, grey in tqdm(frames, desc="scoring clips", unit="frame", disable=not progress, leave=False):
+        item = window.push(image, grey)
+        if item is not None:
+            items.append(item)
+        if items and (len(items) == batch_size or window.count == len(frames)):
+            indices, values, batch_maps = _score_items(method, items, dev)
+            for name, v in values.items():
+                raw.setdefault(name, np.full(len(frames), np.nan))[indices] = v
+            if batch_maps is not None:
+                maps.update(zip(indices, batch_maps))
+            items = []
+    minmax = fuse({k: {"video": v} for k, v in raw.items() if k in calibration.weights}, dict(calibration.weights),
+                  mode="video")["video"]  # the evaluation protocol's score (Eq. 16-17), needs the whole video
+    for t, (image, _) in enumerate(frames):
+        outputs.add(t, image, {k: v[t] for k, v in raw.items()}, maps.get(t), minmax[t])
+    return {"window": window.held, "pending": len(frames)}
 
 
 def _check_length(source: VideoSource, n: int, window: ClipWindow) -> None:
