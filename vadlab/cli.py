@@ -329,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.99,
                    help="flag frames above this quantile of the training frames' calibrated scores (default 0.99)")
     p.add_argument("--stream", action="store_true",
-                   help="score frame by frame as frames are read, with bounded memory (a camera, a long file)")
+                   help="score frame by frame as frames are read, with bounded memory (a long file); Ctrl-C "
+                        "stops after the current frame and keeps what was scored")
     p.add_argument("--no-video", action="store_true", help="skip the overlay MP4")
     p.add_argument("--data", help="the run's training data, to calibrate a run made before calibration was stored "
                                   "(default: the data run.json names)")

@@ -12,7 +12,8 @@ score curve beside it) and `summary.json`.
 Two ways to read the video, with the same scores:
 - whole (default): every frame is read first, clips are scored in batches (as `engine.infer` does), and the CSV also
   gets `score_minmax`, the evaluation protocol's per-video min-max fused score (it needs the whole video);
-- `stream=True`: frame by frame as frames are read, for a camera or a long file. Memory is bounded: a ring buffer of
+- `stream=True`: frame by frame as frames are read, for a long file (VIDEO is a path; a live camera is not
+  accepted yet). Memory is bounded: a ring buffer of
   the clip's frames (`ClipWindow`, never more than `frames_in` + 1), the frames waiting for their clip, and the
   last `CURVE_FRAMES` scores for the curve; CSV rows and video frames are written as they come.
 
