@@ -165,6 +165,20 @@ def _report(report: dict) -> int:
     return 0
 
 
+def _cmd_score(args) -> int:
+    from vadlab.score import describe, score_video
+
+    if args.out:
+        _out_folder(args.out)
+    summary = score_video(args.run, args.video, args.out, threshold=args.threshold, stream=args.stream,
+                          write_video=not args.no_video, data=args.data, device=args.device, threads=args.threads,
+                          progress=not args.quiet)
+    print(describe(summary))
+    if summary["stopped"]:
+        print(f"vadlab: {summary['stopped']}", file=sys.stderr)
+    return 0
+
+
 def _cmd_baseline(args) -> int:
     from vadlab.reports import baseline_report
 
@@ -364,6 +378,25 @@ def build_parser() -> argparse.ArgumentParser:
                                                "$VADLAB_THREADS or $OMP_NUM_THREADS also set it)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("score", help="score a video file or a folder of frames with a trained run: per-frame CSV, "
+                                     "score curve, overlay MP4, scores calibrated on the run's training frames")
+    p.add_argument("run")
+    p.add_argument("video", help="a video file OpenCV reads (mp4, avi, ...) or a folder of frames")
+    p.add_argument("--out", help="output folder (default: RUN/score/<video name>)")
+    p.add_argument("--threshold", type=float, default=0.99,
+                   help="flag frames above this quantile of the training frames' calibrated scores (default 0.99)")
+    p.add_argument("--stream", action="store_true",
+                   help="score frame by frame as frames are read, with bounded memory (a long file); Ctrl-C "
+                        "stops after the current frame and keeps what was scored")
+    p.add_argument("--no-video", action="store_true", help="skip the overlay MP4")
+    p.add_argument("--data", help="the run's training data, to calibrate a run made before calibration was stored "
+                                  "(default: the data run.json names)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, help="CPU threads (default: the cores this process may use; "
+                                               "$VADLAB_THREADS or $OMP_NUM_THREADS also set it)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("baseline", help="frame-difference baseline metrics of a dataset")
     p.add_argument("--data", required=True)

@@ -10,7 +10,9 @@ batch sampler), outputs whose name starts with "_" (e.g. MNAD's queries) are gat
 
 A run folder holds `run.json` (what was run), `checkpoint.pt` (model with its memory, optimiser, scheduler, RNG
 states, epoch, history, `format`; written atomically after every epoch), `history.json`, and after evaluation
-`metrics.json` and `scores.npz`. `fit(..., resume=True)` continues from the last checkpoint and, on the CPU with
+`metrics.json` and `scores.npz`. At the end of training the run scores its normal training frames and stores the
+distribution of each raw signal in `calibration.npz` (`calibrate`; what `vadlab score` maps new frames onto).
+`fit(..., resume=True)` continues from the last checkpoint and, on the CPU with
 the same seed, ends with the same weights as an uninterrupted run.
 
 Nothing silent, nothing clobbered (`vadlab.runs`): `run.lock` keeps a second training or evaluation out of the
@@ -22,6 +24,7 @@ resume replays the epoch's start (hook, loader), restores the state and skips th
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -43,6 +46,7 @@ from vadlab.config import apply_overrides, check_fits_data
 from vadlab.data.layout import as_layout
 from vadlab.distributed import world  # noqa: F401  (public: `engine.world()` is used by the CLI)
 from vadlab.errors import DataError, VadlabError
+from vadlab.eval.calibration import CALIBRATION, Calibration
 from vadlab.eval.protocol import evaluate_signals
 from vadlab.eval.scores import fuse
 from vadlab.io import atomic_path, write_json
@@ -224,6 +228,8 @@ def _train(method, layout, out: Path, group, interrupts: runs.Interrupts, *, see
         if epoch + 1 < last and (stop or runs.stop_agreed(interrupts, group, dev)):  # a signal at the epoch's end
             raise runs.interrupted(interrupts.signum, out, epoch, n_steps, n_steps)
     method.train_net = model
+    if group.main and last == cfg.epochs:  # trained to the end: the reference `vadlab score` calibrates against
+        calibrate(method, layout, progress=progress, epochs_trained=cfg.epochs).save(out / CALIBRATION)
     return history
 
 
@@ -370,6 +376,51 @@ def infer(method, data, *, device: str | None = None, progress: bool = True, spl
             full[idx] = values
             signals.setdefault(name, {})[video.name] = full
     return signals
+
+
+# training frames scored for the calibration: whole videos, evenly spaced, up to about this many frames (ped2-mini's
+# 600 all; the full Ped2's 2550 all; ShanghaiTech's 274k about 1 %)
+CALIBRATION_MAX_FRAMES = 3000
+
+
+def calibration_videos(videos, max_frames: int = CALIBRATION_MAX_FRAMES) -> list:
+    """The normal training videos the calibration scores: all when they hold at most `max_frames` frames, else
+    evenly spaced whole videos (at least one) holding about that many."""
+    videos = list(videos)
+    total = sum(len(v) for v in videos)
+    if total <= max_frames:
+        return videos
+    count = max(1, round(len(videos) * max_frames / total))
+    return [videos[i] for i in np.unique(np.linspace(0, len(videos) - 1, count).round().astype(int))]
+
+
+@torch.no_grad()
+def calibrate(method, data, *, progress: bool = True, epochs_trained: int | None = None) -> Calibration:
+    """Score the normal training frames (`calibration_videos` of `layout.training`) with the trained `method`, as
+    `infer` scores test videos (test-time updates included), and return the distribution of each raw signal
+    (`vadlab.eval.calibration`). The anomaly map's 99.9th percentile comes along as the display scale of overlays.
+    The model's train/eval mode and the global RNG states are restored afterwards."""
+    layout = as_layout(data)
+    videos = calibration_videos(layout.training)
+    was_training, rng = method.model.training, _get_rng_state()  # the caller's RNG and mode are left as they were
+    t0 = time.perf_counter()
+    signals = infer(method, dataclasses.replace(layout, training=tuple(videos)), progress=progress, split="training")
+    seconds = time.perf_counter() - t0
+    stats = method.test_statistics()  # also ends the pass (e.g. MAAM-Net's per-frame counts are consumed)
+    method.model.train(was_training)
+    _set_rng_state(rng)
+    maps = signals.pop("_map", None)
+    frames = {name: np.concatenate([per[v.name] for v in videos]) for name, per in signals.items()}  # (N,) each
+    map_scale = None
+    if maps:
+        pixels = np.concatenate([m[np.isfinite(m).all(axis=(1, 2))].ravel() for m in maps.values()])
+        map_scale = float(np.percentile(pixels, 99.9)) if pixels.size else None
+    if epochs_trained is None:
+        epochs_trained = getattr(method, "epochs_trained", None)
+    meta = {"method": method.name, "data": str(layout.root), "videos": [v.name for v in videos],
+            "frames": int(sum(len(v) for v in videos)), "seconds": seconds, "epochs_trained": epochs_trained,
+            "test_statistics": stats}
+    return Calibration(frames, method.fusion_weights(), map_scale, meta)
 
 
 def evaluate_run(run: str | os.PathLike, data=None, *, device: str = "auto", progress: bool = True,

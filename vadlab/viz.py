@@ -183,6 +183,22 @@ def _finish_score_axes(fig, ax, n_frames: int, xlabel: str, ylabel: str, title: 
     return save(fig, path)
 
 
+def plot_calibrated_curve(calibrated: np.ndarray, level: float, *, threshold: float = 0.99, method: str = "",
+                          title: str = "", path=None, ax=None):
+    """Calibrated score of one video without labels (`vadlab score`: each signal's quantile among the run's normal
+    training frames, fused), the flag level dashed, flagged frames and unscorable frames shaded."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 2.8))
+    calibrated = np.asarray(calibrated, np.float64)
+    _shade(ax, np.nan_to_num(calibrated, nan=-1.0) > level, color="#D55E00", alpha=0.25,
+           label=f"flagged (above the {threshold:g} quantile)")
+    _shade(ax, np.isnan(calibrated), color="0.5", alpha=0.12, label="not scorable (left out)")
+    ax.plot(np.arange(len(calibrated)), calibrated, color=method_colour(method or title.split(" ")[0]), lw=1.4,
+            label=f"{method} calibrated score" if method else "calibrated score")
+    ax.axhline(level, color="0.3", lw=1, ls="--", label=f"flag level {level:.3f}")
+    return _finish_score_axes(fig, ax, len(calibrated), "frame (index in the video)",
+                              "calibrated score\n(training quantiles, 0-1)", title, path)
+
+
 def plot_fold_curve(timeline: dict, labels: np.ndarray, *, title: str = "", path=None, ax=None):
     """Score curve of one source test video of a few-anomaly split (`splits.source_timeline`): the test pieces'
     scores, ground truth shaded, the frames moved to training (labelled anomalies) and the margins marked."""

@@ -58,9 +58,17 @@ def decode_frames(paths: Sequence[Path], size: int | tuple[int, int], channels: 
         elif image.shape[:2] != first_shape:
             raise DataError(f"{path}: size {image.shape[1]}x{image.shape[0]} differs from the video's first frame "
                             f"({first_shape[1]}x{first_shape[0]})")
-        image = cv2.resize(image, (width, height), interpolation=interpolation)
-        out[i] = image.reshape(height, width, channels)
+        out[i] = prepare_frame(image, size, channels, interpolation=interpolation)
     return out
+
+
+def prepare_frame(image: np.ndarray, size: int | tuple[int, int], channels: int, *,
+                  interpolation=cv2.INTER_AREA) -> np.ndarray:
+    """One decoded uint8 frame ((H, W) grey or (H, W, 3) RGB, as `read_image` gives) resized to the model's size:
+    uint8 (h, w, channels). The one resize of the data pipeline (`decode_frames`, `vadlab score`)."""
+    height, width = frame_size(size)
+    image = cv2.resize(image, (width, height), interpolation=interpolation)
+    return image.reshape(height, width, channels)
 
 
 def load_frames(paths: Sequence[Path], size: int | tuple[int, int], channels: int = 1, *, use_cache: bool = True,

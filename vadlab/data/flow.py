@@ -43,7 +43,7 @@ from vadlab.errors import DataError
 from vadlab.io import atomic_path
 
 __all__ = ["FLOW_METHODS", "FLO_MAGIC", "compute_flow", "flow_pair", "resize_flow", "read_flo", "write_flo",
-           "native_flow", "load_flow", "flow_for_videos", "flow_to_color"]
+           "native_flow", "load_flow", "flow_at_size", "flow_for_videos", "flow_to_color"]
 
 FLOW_METHODS = ("dis", "farneback", "files")
 FlowMethod = Literal["dis", "farneback", "files"]
@@ -209,6 +209,17 @@ def load_flow(video: Video, size: int | tuple[int, int], method: str = "dis", *,
         with atomic_path(file) as tmp:
             np.save(tmp, flow)
     return flow
+
+
+def flow_at_size(prev: np.ndarray, nxt: np.ndarray, size: int | tuple[int, int], method: str = "dis", *,
+                 _dis_obj=None) -> np.ndarray:
+    """The flow of one pair of native grey uint8 frames as `load_flow` gives it for frame `prev`: computed at native
+    size, stored as float16 (as the cache stores it), resized to `size` with scaled vectors: float32 (2, h, w).
+    For footage scored frame by frame (`vadlab score --stream`), where there is no video folder to cache."""
+    if method not in ("dis", "farneback"):
+        raise DataError(f"flow method {method!r} cannot be computed from frames; computed methods: dis, farneback")
+    native = flow_pair(prev, nxt, method, _dis_obj=_dis_obj).astype(np.float16)  # (H, W, 2), as the cache holds it
+    return np.ascontiguousarray(resize_flow(native, size).transpose(2, 0, 1))  # (2, h, w)
 
 
 def flow_for_videos(videos: Sequence[Video], size: int | tuple[int, int] | None = None, method: str = "dis", *,
