@@ -272,3 +272,20 @@ def test_ctrl_c_stops_a_stream_and_keeps_what_was_scored(smoke_run, tiny_synthet
     assert summary["stopped"] and 20 < summary["frames"] < len(frames)
     assert len(read_scores(out / "scores.csv")["frame"]) == summary["frames"]  # complete rows, nothing cut
     assert video_frames(out / "overlay.mp4") == summary["frames"]  # a playable video of the frames scored
+
+
+def test_calibration_takes_evenly_spaced_whole_videos_beyond_its_frame_budget():
+    videos = [Video(f"v{i}", "training", tuple(Path(f"{j}.png") for j in range(100))) for i in range(40)]
+    assert engine.calibration_videos(videos[:5], max_frames=3000) == videos[:5]  # all of a small set
+    chosen = engine.calibration_videos(videos, max_frames=1000)
+    assert [v.name for v in chosen] == [f"v{i}" for i in (0, 4, 9, 13, 17, 22, 26, 30, 35, 39)]  # 10 of 40, spread
+    assert len(engine.calibration_videos(videos, max_frames=10)) == 1  # at least one video
+
+
+def test_flow_from_files_cannot_be_computed_for_new_footage():
+    from vadlab.errors import ConfigError
+    from vadlab.registry import create_method
+
+    with pytest.raises(ConfigError, match="flow_method='files'"):
+        stream_extras(create_method("maam", "smoke", flow_method="files"))
+    assert stream_extras(create_method("maam", "smoke", branches="appearance")) == {}
