@@ -54,8 +54,9 @@ STEP_SECONDS: dict[tuple[str, str], tuple[float, str]] = {
     ("mnad_pred", "cpu"): (0.25, "issue 15 preset runs: about 18 s per epoch of ped2-mini's 73 steps, 2 threads"),
     ("mnad_recon", "cpu"): (0.15, "issue 15 preset runs: 11-12 s per epoch of ped2-mini's 75 steps, 2 threads"),
     ("std", "cpu"): (0.10, "README, STD: 6.7-8.1 s per epoch (pretrain, alternate) of ped2-mini's 73 steps, 2 cores"),
+    ("dream", "cpu"): (0.23, "README, Scoring your own video: 19.3 s per epoch of 83 steps on ped2-mini's 3-fold "
+                              "split, 2 threads"),
     # benchmarks/bench_steps.py, 2026-12-02, under the CPU lock but at 1 thread (2 threads would be faster)
-    ("dream", "cpu"): (0.41, "bench_steps.py: 34.0 s per epoch of 83 steps on ped2-mini's 3-fold split, 1 thread"),
     ("maam", "cpu"): (0.088, "bench_steps.py: 6.6 s per epoch of 75 steps on ped2-mini, 1 thread, flow cached"),
 }
 

@@ -531,14 +531,18 @@ _PAPER = dict(  # Sec. IV-B: 256x256 RGB in [-1, 1], queries 32x32, C = 256 per 
 )
 _SMOKE = dict(image_size=32, channels=1, widths=(8, 8, 16), convlstm_widths=(8, 8, 16), res_blocks=1, feature_dim=8,
               memory_items=4, batch_size=4, epochs=1, lr=2e-4)
-# `cpu`: the same budget and resolution as MNAD-P's cpu preset (128x128 grey, 12 epochs, batch 8, lr 2e-4; DESIGN.md
-# "The cpu budget"); C = 64 per memory (MNAD-P's 128 halved, as the paper halves 512), the U-Net stages MNAD-P's.
+# `cpu`: MNAD-P's cpu resolution and training budget (DESIGN.md "The cpu budget"): 128x128 grey, batch 8, lr 2e-4;
+# C = 64 per memory (MNAD-P's 128 halved, as the paper halves 512), the U-Net stages MNAD-P's. Epochs: MNAD-P's
+# cpu preset trains 154-166 s on ped2-mini (9 epochs, issue 15); one DREAM epoch on ped2-mini's 3-fold split (its
+# normal clips and the fold's labelled ones) took 19.3 s and a DREAM-ConvLSTM epoch 47.5 s at 2 threads (README,
+# "Scoring your own video"), so DREAM gets 8 epochs (about 155 s) and DREAM-ConvLSTM 3 (about 143 s).
 _CPU = dict(image_size=128, channels=1, widths=(16, 32, 64), convlstm_widths=(16, 32, 64), res_blocks=2,
-            feature_dim=64, memory_items=10, batch_size=8, epochs=12, lr=2e-4, loss_form="mean")
+            feature_dim=64, memory_items=10, batch_size=8, epochs=8, lr=2e-4, loss_form="mean")
 
 PRESETS = {"paper": DREAMConfig(**_PAPER, **_PRED), "cpu": DREAMConfig(**_CPU, **_PRED),
            "smoke": DREAMConfig(**_SMOKE, **_PRED)}
 CONVLSTM_PRESETS = {k: DREAMConfig(**{**v.to_dict(), "backbone": "convlstm"}) for k, v in PRESETS.items()}
+CONVLSTM_PRESETS["cpu"] = DREAMConfig(**{**CONVLSTM_PRESETS["cpu"].to_dict(), "epochs": 3})  # the cpu budget, above
 
 
 @register_method("dream", config_cls=DREAMConfig, presets=PRESETS,
