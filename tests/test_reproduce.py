@@ -281,6 +281,20 @@ def test_cpu_workers_run_the_same_table(tmp_path, tiny_synthetic):
     assert all(j.status == "new" or j.row.scored_from for j in result["jobs"])
 
 
+def test_two_workers_never_hold_one_run_folder(tmp_path, ped2_mini):
+    """Two rows re-scored from one run (MNAD's P5 and P6 from P7) go one after the other, not to two workers at once:
+    the second would find the run's evaluation lock taken (seen on ped2-mini with --devices cpu,cpu)."""
+    spec = reproduce.load_spec(reproduce.SPEC_DIR / "mnad_table2_pred.toml", "cpu")
+    jobs = reproduce.plan(spec, preset="cpu", data=ped2_mini, runs=tmp_path, seeds=[0])
+    p7 = next(j for j in jobs if j.row.id == "T2.P7")
+    p5, p6 = (next(j for j in jobs if j.row.id == i) for i in ("T2.P5", "T2.P6"))
+    trained = {j.folder for j in jobs if not j.row.scored_from}
+    assert reproduce.next_job([p5, p6], trained, set(), set()) is None  # P7 not trained yet
+    assert reproduce.next_job([p5, p6], trained, {p7.folder}, set()) is p5
+    assert reproduce.next_job([p6], trained, {p7.folder}, {p5.folder}) is None  # P5 re-scores P7's folder now
+    assert reproduce.next_job([p6, p7], set(), set(), {p7.folder}) is None
+
+
 def test_devices_are_parsed_strictly():
     assert reproduce.parse_devices("0,1") == ["0", "1"]
     assert reproduce.parse_devices("cpu,cpu") == ["cpu", "cpu"]

@@ -646,6 +646,19 @@ def parse_devices(text: str) -> list[str]:
     return items
 
 
+def next_job(pending: list, trained_here: set, done_folders: set, busy_folders: set):
+    """The first pending job a free worker may take, or None: a scored row waits until its source run, trained in
+    this command, is done, and no two workers ever hold the same run folder (two rows re-scored from one run would
+    meet on its evaluation lock)."""
+    for job in pending:
+        if job.folder in busy_folders:
+            continue
+        if job.row.scored_from and job.folder in trained_here and job.folder not in done_folders:
+            continue
+        return job
+    return None
+
+
 def _run_pool(todo: list[Job], devices: list[str], preset: str, bar, log) -> None:
     """One worker subprocess per device (`python -m vadlab.reproduce JOB_JSON`): CUDA_VISIBLE_DEVICES=<index> and
     device cuda, or device cpu with the cores divided among the CPU workers. A scored row waits for its source run.
@@ -668,10 +681,10 @@ def _run_pool(todo: list[Job], devices: list[str], preset: str, bar, log) -> Non
                     proc.wait()
                 raise Interrupted(f"{signal.Signals(interrupts.signum).name}: stopped {len(busy)} worker(s); their "
                                   "checkpoints are saved; run the same command again to resume", interrupts.signum)
-            ready = [j for j in pending if not j.row.scored_from or j.folder not in trained_here
-                     or j.folder in done_folders]
-            while free and ready:
-                job = ready.pop(0)
+            while free:
+                job = next_job(pending, trained_here, done_folders, {j.folder for _, j in busy.values()})
+                if job is None:
+                    break
                 pending.remove(job)
                 device = free.pop(0)
                 env = dict(os.environ)
