@@ -344,18 +344,31 @@ def load_run(run: str | os.PathLike, device: str = "auto", overrides: dict | Non
 
 
 @torch.no_grad()
+def scoring_batch_size(method) -> int:
+    """Clips per scoring batch: 1 where the test-time state follows frame order (`sequential_test`, e.g. MNAD's
+    memory update), else max(batch_size, 16)."""
+    return 1 if method.sequential_test else max(method.config.batch_size, 16)
+
+
+@torch.no_grad()
+def score_clips(method, batch: dict, device: torch.device) -> dict[str, torch.Tensor]:
+    """The method's `score_batch` on a batch of clips moved to `device`, under its autocast: {signal: (B, ...)}."""
+    batch = _to_device(batch, device)
+    with _autocast(device):
+        return method.score_batch(batch)
+
+
 def infer(method, data, *, device: str | None = None, progress: bool = True, split: str = "testing") -> dict:
     """Score every frame of every video in `split`: {signal: {video: (N,) float64, NaN where unscorable}}.
 
     A method's per-pixel map comes back under "_map" as {video: (N, H, W) float32, NaN for unscored frames}."""
     layout = as_layout(data)
-    cfg = method.config
     dev = next(method.model.parameters()).device if device is None else resolve_device(device)
     method.model.to(dev).eval()
     videos = layout.split(split)
     dataset = method.test_dataset(videos)
     signals: dict[str, dict[str, np.ndarray]] = {}
-    batch_size = 1 if method.sequential_test else max(cfg.batch_size, 16)
+    batch_size = scoring_batch_size(method)
     method.begin_scoring([v.name for v in videos])
     for vi, video in enumerate(tqdm(videos, desc=f"scoring {split}", disable=not progress, leave=False)):
         method.reset_test_state()
@@ -363,9 +376,7 @@ def infer(method, data, *, device: str | None = None, progress: bool = True, spl
         per_signal: dict[str, list] = {}
         indices = []
         for batch in DataLoader(subset, batch_size=batch_size, shuffle=False):
-            batch = _to_device(batch, dev)
-            with _autocast(dev):
-                scores = method.score_batch(batch)
+            scores = score_clips(method, batch, dev)
             for name, value in scores.items():
                 per_signal.setdefault(name, []).append(value.float().cpu())
             indices.append(batch["index"].cpu())

@@ -439,11 +439,8 @@ def _steps_per_epoch(method: str, config, layout) -> int | None:
         return None
     from vadlab.registry import get_spec
 
-    m = get_spec(method).cls(config)
-    videos = list(layout.training)
-    clip = m.clip_spec()
-    span = clip.frames_in + int(clip.predict)
-    clips = sum(max(len(v) - span + 1, 0) for v in videos)
+    clip = get_spec(method).cls(config).clip_spec()
+    clips = sum(len(clip.scored_range(len(v))) for v in layout.training)  # one clip per scored frame, as ClipDataset
     return max(1, math.ceil(clips / config.batch_size))
 
 

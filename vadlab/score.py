@@ -186,9 +186,7 @@ class ClipWindow:
 @torch.no_grad()
 def _score_items(method, items: list[dict], device) -> tuple[list[int], dict[str, np.ndarray], np.ndarray | None]:
     """Score a batch of clips as `engine.infer` does: frame indices, {signal: (B,)}, map (B, h, w) or None."""
-    batch = engine._to_device(torch.utils.data.default_collate(items), device)
-    with engine._autocast(device):
-        scores = method.score_batch(batch)
+    scores = engine.score_clips(method, torch.utils.data.default_collate(items), device)
     amap = scores.pop("_map", None)
     signals = {k: v.float().cpu().numpy().astype(np.float64) for k, v in scores.items()}
     return [item["index"] for item in items], signals, None if amap is None else amap.float().cpu().numpy()
@@ -392,8 +390,7 @@ def score_video(run: str | Path, video: str | Path, out: str | Path | None = Non
         else:
             buffered = _score_whole(method, source, window, outputs, dev, bar, progress)
         bar.close()
-        if window.count < window.length:
-            _check_length(source, window.count, window)
+        _check_length(source, window.count, window)  # a stream learns its length only here
         outputs.close()
     seconds = time.perf_counter() - t0
 
@@ -459,7 +456,7 @@ def _score_whole(method, source: VideoSource, window: ClipWindow, outputs: _Outp
     calibration = outputs.calibration
     raw = {k: np.full(len(frames), np.nan) for k in outputs.signals}
     maps: dict[int, np.ndarray] = {}
-    batch_size = 1 if method.sequential_test else max(method.config.batch_size, 16)  # as engine.infer
+    batch_size = engine.scoring_batch_size(method)
     items = []
     for image, grey in tqdm(frames, desc="scoring clips", unit="frame", disable=not progress, leave=False):
         item = window.push(image, grey)
