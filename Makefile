@@ -9,7 +9,7 @@ DEMO_OUT  := reports
 DEMO_RUNS := runs/demo
 PRESET    ?= cpu
 
-.PHONY: venv demo test test-fast lint bench notebooks strip clean
+.PHONY: venv demo test test-fast lint bench notebooks strip docs docs-serve clean
 
 venv: $(STAMP)
 
@@ -44,5 +44,12 @@ notebooks: $(STAMP)
 
 strip: notebooks
 
+# the docs site (docs/, mkdocs.yml) into site/; docs-serve rebuilds on every change
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site
