@@ -101,7 +101,8 @@ def presets_table(name: str) -> str:
             if field_spec.range is not None and str(field_spec.range):
                 valid += f", {field_spec.range}"
         cells = [_cell(v) for v in values]
-        rows.append(f"| `{f.name}` | " + " | ".join(cells) + f" | {_escape(valid)} | {_escape(comments.get(f.name, ''))} |")
+        comment = _escape(comments.get(f.name, ""))
+        rows.append(f"| `{f.name}` | " + " | ".join(cells) + f" | {_escape(valid)} | {comment} |")
     return "\n".join(rows)
 
 
