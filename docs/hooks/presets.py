@@ -1,7 +1,7 @@
 """mkdocs hook: a method page's switches, read from the registry when the site is built.
 
-`<!-- vadlab:presets NAME -->` becomes a table of every config field of method NAME: its value at each preset, what
-values are valid and the comment the config class gives the field. `<!-- vadlab:ablations NAME -->` becomes the
+`<!-- vadlab:presets NAME -->` becomes a table of every config field of method NAME: its value at each preset, and the
+comment the config class gives the field with the values it accepts. `<!-- vadlab:ablations NAME -->` becomes the
 table of its named ablations (`--ablation`) and the config overrides each one sets. The tables are the code's, so they
 cannot drift from it; an unknown method name fails the build.
 """
@@ -54,8 +54,19 @@ def _field_comments(cls: type) -> dict[str, str]:
     return out
 
 
+def _text(value) -> str:
+    """A value as `--set` would take it: floats to 6 significant digits, tuples as comma-separated lists."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, tuple):
+        return ", ".join(_text(v) for v in value)
+    return repr(value) if isinstance(value, str) else str(value)
+
+
 def _cell(value) -> str:
-    text = repr(value) if isinstance(value, str) else str(value)
+    text = _text(value)
     return "`" + text.replace("|", "\\|") + "`"
 
 
@@ -90,8 +101,8 @@ def presets_table(name: str) -> str:
     presets = ordered_presets(spec)
     specs = field_specs(spec.config_cls)
     comments = _field_comments(spec.config_cls)
-    head = "| field | " + " | ".join(f"`{p}`" for p in presets) + " | valid | what it is |"
-    rows = [head, "|" + "---|" * (len(presets) + 3)]
+    head = "| field | " + " | ".join(f"`{p}`" for p in presets) + " | what it is (valid values) |"
+    rows = [head, "|" + "---|" * (len(presets) + 2)]
     for f in dataclasses.fields(spec.config_cls):
         values = [getattr(spec.presets[p], f.name) for p in presets]
         field_spec = specs.get(f.name)
@@ -102,7 +113,7 @@ def presets_table(name: str) -> str:
                 valid += f", {field_spec.range}"
         cells = [_cell(v) for v in values]
         comment = _escape(comments.get(f.name, ""))
-        rows.append(f"| `{f.name}` | " + " | ".join(cells) + f" | {_escape(valid)} | {comment} |")
+        rows.append(f"| `{f.name}` | " + " | ".join(cells) + f" | {comment} ({_escape(valid)}) |")
     return "\n".join(rows)
 
 
