@@ -101,7 +101,8 @@ def presets_table(name: str) -> str:
     presets = ordered_presets(spec)
     specs = field_specs(spec.config_cls)
     comments = _field_comments(spec.config_cls)
-    head = "| field | " + " | ".join(f"`{p}`" for p in presets) + " | what it is (valid values) |"
+    # preset names may break after an underscore (paper_<wbr>shanghaitech), never inside a word
+    head = "| field | " + " | ".join(p.replace("_", "_<wbr>") for p in presets) + " | what it is (valid values) |"
     rows = [head, "|" + "---|" * (len(presets) + 2)]
     for f in dataclasses.fields(spec.config_cls):
         values = [getattr(spec.presets[p], f.name) for p in presets]
