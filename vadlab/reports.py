@@ -297,11 +297,11 @@ def per_type_table(result: dict):
 
 def reported_table(methods: list[str] | None = None):
     """The papers' own reported frame AUCs (their datasets, their GPUs), one row per method that has them, labelled
-    as such (`vadlab.eval.reported`); a DataFrame."""
+    as such (each method's `register_method(reported=...)`); a DataFrame."""
     import pandas as pd
 
-    from vadlab.eval.reported import DATASETS, reported
-    from vadlab.registry import list_methods
+    from vadlab.registry import REPORTED_DATASETS as DATASETS
+    from vadlab.registry import list_methods, reported
 
     rows = {}
     for name in methods or list_methods():

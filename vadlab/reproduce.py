@@ -13,8 +13,8 @@ Runs live in `RUNS/<spec>/<row>/seed<k>` (`fold<f>-seed<k>` with a split). Each 
 the resolved key of the run (method, preset, ablation, overrides, the full config, data, split and fold, seed) and
 its SHA-256. A finished run (its epochs done, `metrics.json` there, same hash) is reused, an unfinished one resumes
 from its checkpoint (`engine.fit(..., resume=True)`), and a run whose hash differs is refused, naming the row and
-what changed. Time estimates come from `STEP_SECONDS` (measured seconds per training step) times the steps of the
-preset's epochs on the given data.
+what changed. Time estimates come from the measured seconds per training step each method registers
+(`register_method(step_seconds=...)`) times the steps of the preset's epochs on the given data.
 """
 
 from __future__ import annotations
@@ -46,19 +46,6 @@ RECORD = "reproduce.json"
 # dataset kind -> the default --data root (relative to the working directory); `synthetic:<preset>` ->
 # data/synthetic-<preset>, generated on first use
 DATA_DEFAULTS = {"ped2": "data/ped2-mini", "avenue": "data/avenue", "shanghaitech": "data/shanghaitech"}
-
-# Measured seconds per training step (one batch: forward, backward, optimiser, memory update) on the 2-core
-# development machine, keyed by (method, preset): (seconds, where the number comes from and at how many threads).
-# Steps per epoch come from the data (training clips / batch size), so the estimate scales with the dataset.
-STEP_SECONDS: dict[tuple[str, str], tuple[float, str]] = {
-    ("mnad_pred", "cpu"): (0.25, "issue 15 preset runs: about 18 s per epoch of ped2-mini's 73 steps, 2 threads"),
-    ("mnad_recon", "cpu"): (0.15, "issue 15 preset runs: 11-12 s per epoch of ped2-mini's 75 steps, 2 threads"),
-    ("std", "cpu"): (0.10, "README, STD: 6.7-8.1 s per epoch (pretrain, alternate) of ped2-mini's 73 steps, 2 cores"),
-    ("dream", "cpu"): (0.23, "README, Scoring your own video: 19.3 s per epoch of 83 steps on ped2-mini's 3-fold "
-                              "split, 2 threads"),
-    # benchmarks/bench_steps.py, 2026-12-02, under the CPU lock but at 1 thread (2 threads would be faster)
-    ("maam", "cpu"): (0.088, "bench_steps.py: 6.6 s per epoch of 75 steps on ped2-mini, 1 thread, flow cached"),
-}
 
 _TOP = {  # key -> (type, required, what it is)
     "title": (str, True, "the table's title"),
@@ -467,8 +454,11 @@ def _check_data(spec: Spec, root: Path, create: bool) -> Path:
 
 # --- estimates ------------------------------------------------------------------------------------------------
 def step_seconds(method: str, preset: str) -> tuple[float, str] | None:
-    """(measured seconds per training step, its source) of a method at a preset, or None when not measured."""
-    return STEP_SECONDS.get((method, preset))
+    """(measured seconds per training step, its source) of a method at a preset, or None when not measured: what
+    the method registered (`register_method(step_seconds=...)`)."""
+    from vadlab.registry import get_spec, list_methods
+
+    return get_spec(method).step_seconds.get(preset) if method in list_methods() else None
 
 
 def estimate(job: Job, preset: str) -> float | None:
@@ -523,7 +513,7 @@ def describe_plan(spec: Spec, jobs: list[Job], preset: str, devices: list[str] |
     known = "" if not unknown else " of the measured methods"
     lines.append(f"  estimate: about {_duration(total)} of training{known}{workers}; scoring not included. Steps per "
                  "epoch = training clips / batch size on this data, times the measured seconds per step "
-                 "(vadlab.reproduce.STEP_SECONDS):")
+                 "(each method's registered step_seconds):")
     lines += [f"    {s}" for s in sources]
     if unknown:
         lines.append(f"  no measured step time for {', '.join(sorted(unknown))} at {preset}: not in the estimate")
