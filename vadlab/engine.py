@@ -126,8 +126,9 @@ def _train(method, layout, out: Path, group, interrupts: runs.Interrupts, *, see
     dev, n_procs = group.device, group.size
 
     set_seed(seed)
-    method.model = method.build_model()  # built under the seed: same init, same memory items, every time
-    model = method.model.to(dev)
+    if method.model_built:  # used before this run's seed was set (e.g. inspected): build it again under the seed
+        method.model = method.build_model()
+    model = method.model.to(dev)  # built here, once, under the seed: same init, same memory items, every time
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer, scheduler = method.configure_optimizers()

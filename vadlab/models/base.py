@@ -146,8 +146,34 @@ class Method:
 
     def __init__(self, config):
         self.config = config
-        self.model: nn.Module = self.build_model()
-        self.train_net: nn.Module = self.model  # forward passes of training_step (the DDP wrapper under torchrun)
+        self._model: nn.Module | None = None  # built on first use (`model`)
+        self._train_net: nn.Module | None = None
+
+    @property
+    def model(self) -> nn.Module:
+        """The network (`build_model()`), built once, on first use: `engine.fit` first uses it right after seeding
+        the run, so a run's initial weights and memory items follow from its seed alone."""
+        if self._model is None:
+            self._model = self.build_model()
+        return self._model
+
+    @model.setter
+    def model(self, value: nn.Module) -> None:
+        self._model = value
+
+    @property
+    def model_built(self) -> bool:
+        """Whether `model` has been built (used) already."""
+        return self._model is not None
+
+    @property
+    def train_net(self) -> nn.Module:
+        """What training_step's forward passes go through: the model, or its DDP wrapper under torchrun."""
+        return self.model if self._train_net is None else self._train_net
+
+    @train_net.setter
+    def train_net(self, value: nn.Module) -> None:
+        self._train_net = value
 
     # --- the model and its clips ---------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
