@@ -15,7 +15,6 @@ import ast
 import importlib
 import json
 import math
-import sys
 from pathlib import Path
 
 import nbformat
@@ -25,8 +24,6 @@ from vadlab.registry import list_methods
 from vadlab.reports import read_notebook_scraps, run_notebook
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tools"))
-import make_notebooks  # noqa: E402
 
 SOURCES = sorted((REPO / "notebooks" / "src").glob("*.py"))
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -34,12 +31,35 @@ BASELINES = {k: v for k, v in json.loads((REPO / "tests" / "notebook_baselines.j
              if not k.startswith("_")}
 
 
-def test_every_notebook_has_a_source_and_is_what_it_generates():
+def generated(source: Path, committed: str, tmp_path: Path) -> str:
+    """The notebook `make notebooks` writes from `source` (`jupytext --update --to ipynb`: the source's cells and
+    metadata, the committed notebook's cell ids), as text."""
+    import jupytext
+    from jupytext.combine import combine_inputs_with_outputs
+
+    nb = combine_inputs_with_outputs(jupytext.read(source, fmt="py:percent"), nbformat.reads(committed, 4),
+                                     fmt="py:percent")
+    jupytext.write(nb, tmp_path / "generated.ipynb", fmt="ipynb")
+    return (tmp_path / "generated.ipynb").read_text()
+
+
+def test_every_notebook_has_a_source_and_is_what_it_generates(tmp_path):
     assert {p.stem for p in SOURCES} == {p.stem for p in NOTEBOOKS}, "a notebook without a source, or the reverse"
     for source in SOURCES:
         committed = (REPO / "notebooks" / f"{source.stem}.ipynb").read_text()
-        assert committed == make_notebooks.render(source), \
+        assert committed == generated(source, committed, tmp_path), \
             f"{source.stem}.ipynb differs from notebooks/src/{source.name}; run `make notebooks`"
+        nb = nbformat.reads(committed, 4)  # papermill's parameters cell and the kernel survive the round trip
+        assert nb.metadata["kernelspec"]["name"] == "python3"
+        assert [c.metadata.get("tags") for c in nb.cells if "parameters" in c.metadata.get("tags", [])] == \
+            [["parameters"]]
+
+
+def test_the_notebook_check_sees_a_changed_source(tmp_path):
+    source, committed = SOURCES[0], (REPO / "notebooks" / f"{SOURCES[0].stem}.ipynb").read_text()
+    changed = tmp_path / source.name
+    changed.write_text(source.read_text().replace("# %% [markdown]", "# %% [markdown]\n# a new line", 1))
+    assert generated(changed, committed, tmp_path) != committed
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)

@@ -1,4 +1,11 @@
-# Source of notebooks/11_train_dream.ipynb (generate with `python tools/make_notebooks.py`).
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # DREAM: dual normality/abnormality memory with a few labelled anomalies (Guo et al.)
 #
