@@ -148,6 +148,22 @@ def test_notebook_runs_headless_and_records_metrics(path, method, tiny_synthetic
 
 
 @pytest.mark.slow
+def test_dream_notebook_without_the_ablation_trains_no_table_iii_row(tiny_synthetic, tmp_path):
+    """11_train_dream with ablation=False: its Table III holds DREAM (the run trained above it) and the baseline,
+    and no ablation row was trained."""
+    from vadlab.analysis.dream import TABLE_III_ROWS
+
+    path = REPO / "notebooks" / "11_train_dream.ipynb"
+    out = tmp_path / "dream"
+    executed = run_notebook(path, tmp_path, {"preset": "smoke", "data_root": str(tiny_synthetic), "device": "cpu",
+                                             "out_dir": str(out), "ablation": False, "tsne_points": 300})
+    table = read_notebook_scraps(executed)["table_iii"]["micro_auc"]
+    assert set(table) == {"UNet+DualMem+Disc (DREAM)", "frame_difference"}
+    assert [a for a in TABLE_III_ROWS.values() if a and (out / a).exists()] == []
+    assert (out / "dream" / "metrics.json").exists()
+
+
+@pytest.mark.slow
 def test_memory_notebook_with_and_without_separateness(tiny_synthetic, smoke_run, tmp_path):
     """30_memory_spaces with two runs: MNAD-P and its no-separateness ablation, each space of each run drawn."""
     from vadlab import engine

@@ -59,7 +59,7 @@ viz.metrics_table(report)
 # %%
 rows = dream.TABLE_III_ROWS if ablation else {"UNet+DualMem+Disc (DREAM)": None}
 table = dream.table_iii(dream.train_table_iii(layout, out_dir, name=backbone, preset=preset, seed=seed,
-                                              device=device, **overrides))
+                                              device=device, rows=rows, **overrides))
 viz.plot_comparison(table, path=f"{out_dir}/table_iii.png")
 table
 
