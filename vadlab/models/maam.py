@@ -1,6 +1,5 @@
-"""MAAM-Net: Wang et al., "Memory-augmented appearance-motion network for video anomaly detection", PR 2023.
-
-Paper: ../shared/papers/002_3e334e0a3e833b67.txt; checklist: ../shared/methods/maam.md. Registered as `maam`.
+"""MAAM-Net: Wang, Tian, Zhou, Shi, Hua, "Memory-augmented appearance-motion network for video anomaly detection",
+Pattern Recognition 2023. Registered as `maam`.
 
 One frame I_t in, one shared encoder (five conv-BN-ReLU blocks, Table 1), one memory of N items read by cosine
 similarity, softmax and hard shrinkage (Eq. 1-4), two decoders without skip connections: the appearance decoder
@@ -368,7 +367,7 @@ def _scaled(size: tuple[int, int], native: tuple[int, int], patch: tuple[int, in
 
 
 # Sec. 4.3: Adam, lambda = 1/N, lambda_m = 2, alpha = 3e-4, beta = 1e-3, zeta = 0.1 ("the margin is 0.001" is beta,
-# checklist Sec. 6.2: no sixth constant), 50 epochs, fixed lr; batch 15 (public code's CLI). PSCD numbers: the public
+# Sec. 4.3 has no sixth constant), 50 epochs, fixed lr; batch 15 (public code's CLI). PSCD numbers: the public
 # code's test.py:40-44, at the model size already.
 _PAPER = dict(channels=3, batch_size=15, epochs=50, cosine_schedule=False, lambda_m=2.0, alpha=3e-4, beta=1e-3,
               zeta=0.1, shrink_n=1.0, bn_momentum=0.01, bn_eps=1e-3)

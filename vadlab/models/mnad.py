@@ -1,6 +1,6 @@
-"""MNAD: Park, Noh, Ham, "Learning Memory-guided Normality for Anomaly Detection", CVPR 2020.
+"""MNAD: Park, Noh, Ham, "Learning Memory-guided Normality for Anomaly Detection", CVPR 2020 (arXiv:2003.13228).
 
-Paper: ../shared/papers/003_6481cfb26087dde0.txt. Registered as `mnad_pred` (MNAD-P: 4 frames in, predict the
+Registered as `mnad_pred` (MNAD-P: 4 frames in, predict the
 5th, U-Net with skips) and `mnad_recon` (MNAD-R: reconstruct the input frame, skips removed, Sec. 3.1.1).
 
 Choices where the paper is silent or ambiguous (each tested in tests/test_mnad.py). Where the authors' public code
@@ -304,11 +304,11 @@ _COMMON_PAPER = dict(  # Sec. 4.1 "Training": 256x256 in [-1, 1], H = W = 32, C 
     batch_size=4, epochs=60, alpha=1.0, cosine_schedule=True,  # 60 epochs on Ped2 (10 on ShanghaiTech)
 )
 
-# `cpu` presets under the one budget of DESIGN.md ("The `cpu` budget": at most about 3.5 minutes on ped2-mini's 600
-# training frames on 2 cores). Grayscale; the paper's 4-stage U-Net (3 poolings, queries at 1/8 of the frame) with
-# narrower stages; C = 128, M = 10 as in the paper. A 3-stage variant (16x16 queries) scored clearly worse for MNAD-R
-# on ped2-mini (0.74 vs 0.85 micro AUC): the depth matters. Both tasks use the prediction task's lr 2e-4: the paper's
-# 2e-5 for reconstruction is for 60 epochs, and a few CPU epochs learn nothing with it.
+# `cpu` presets under the one budget of docs/architecture.md ("The `cpu` budget": at most about 3.5 minutes on
+# ped2-mini's 600 training frames on 2 cores). Grayscale; the paper's 4-stage U-Net (3 poolings, queries at 1/8 of the
+# frame) with narrower stages; C = 128, M = 10 as in the paper. A 3-stage variant (16x16 queries) scored clearly worse
+# for MNAD-R on ped2-mini (0.74 vs 0.85 micro AUC): the depth matters. Both tasks use the prediction task's lr 2e-4: the
+# paper's 2e-5 for reconstruction is for 60 epochs, and a few CPU epochs learn nothing with it.
 # Chosen by measurement on ped2-mini (2026-12-02, 3 seeds, micro AUC; the frame-difference baseline at the same
 # size beside it; seconds per epoch at 2 threads on that machine, benchmarks/bench_train.py):
 #   size x epochs   MNAD-P                     MNAD-R                     baseline   s/epoch P, R

@@ -1,7 +1,5 @@
 """STD: Chang, Tu, Xie, Luo, Zhang, Sui, Yuan, "Video anomaly detection with spatio-temporal dissociation",
-Pattern Recognition 2021.
-
-Paper: ../shared/papers/004_474cca1ad3567bd6.txt; checklist ../shared/methods/std.md. Registered as `std`.
+Pattern Recognition 2021. Registered as `std`.
 
 A clip of T = frames_in + 1 frames (Sec. 4.4: T = 5) scores its last frame t. The spatial autoencoder (Sec. 3.2)
 reconstructs the first frame x_fif; the motion autoencoder (Sec. 3.3, a U-Net with the variance attention of
