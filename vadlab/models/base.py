@@ -236,7 +236,7 @@ class Method:
         """Called before every epoch (0-based), also on resume. Staged training sets its phase here from `epoch`
         alone (freeze or unfreeze, initialise cluster centres at a stage's first epoch), so resume is bit-exact."""
 
-    def training_step(self, batch: dict) -> dict[str, torch.Tensor]:
+    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Losses of one batch; must hold "loss" (the total that is back-propagated). Runs in train mode.
 
         Forward passes go through `self.train_net` (so DDP can average gradients); state such as a memory is read
@@ -260,7 +260,7 @@ class Method:
     def reset_test_state(self) -> None:
         """Called before each test video: restore any state a test-time update changes."""
 
-    def score_batch(self, batch: dict) -> dict[str, torch.Tensor]:
+    def score_batch(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Raw per-clip signals (B,) oriented higher = more anomalous, in clip order within one video.
 
         A method with a per-pixel anomaly map adds it under the key "_map" (B, H, W): the engine uses it for
@@ -277,10 +277,10 @@ class Method:
         return {}
 
     # --- looking inside ----------------------------------------------------------------------------------------------
-    def inspect(self, batch: dict) -> dict[str, torch.Tensor]:
+    def inspect(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Tensors worth looking at in a notebook (`output`: prediction or reconstruction (B, Ch, H, W), ...)."""
         return {}
 
-    def memory_spaces(self, batch: dict) -> dict[str, MemorySpace]:
+    def memory_spaces(self, batch: Batch) -> dict[str, MemorySpace]:
         """{name: MemorySpace} of a batch, for the generic memory analysis and figures; {} without a memory."""
         return {}
