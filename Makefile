@@ -38,9 +38,14 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_memory.py
 
-# notebooks/*.ipynb are generated from notebooks/src/*.py, without outputs
+# notebooks/*.ipynb are generated from notebooks/src/*.py (jupytext's percent format) without outputs; --update
+# keeps the committed notebook's cell ids, nbconvert clears any output a notebook run in place left
 notebooks: $(STAMP)
-	$(PY) tools/make_notebooks.py
+	for src in notebooks/src/*.py; do \
+	  $(VENV)/bin/jupytext --quiet --update --to ipynb --output notebooks/$$(basename $$src .py).ipynb $$src \
+	  || exit 1; \
+	done
+	$(VENV)/bin/jupyter nbconvert --log-level=WARN --clear-output --inplace notebooks/*.ipynb
 
 strip: notebooks
 

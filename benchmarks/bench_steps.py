@@ -1,5 +1,6 @@
-"""Seconds per training step of methods at a preset, for `vadlab reproduce --dry-run` (`vadlab.reproduce.STEP_SECONDS`):
-one epoch through `engine.fit` (stop_after=1), its seconds divided by the epoch's steps (not a test).
+"""Seconds per training step of methods at a preset, for `vadlab reproduce --dry-run` (a method registers them:
+`register_method(step_seconds={preset: (seconds, source)})`): one epoch through `engine.fit` (stop_after=1), its
+seconds divided by the epoch's steps (not a test).
 
     python benchmarks/bench_steps.py --data data/ped2-mini --preset cpu --methods maam [--threads 2]
     python benchmarks/bench_steps.py --data data/ped2-k3f0 --preset cpu --methods dream   # needs labelled anomalies

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# DREAM's "Must show" measurements (issue 8), one training at a time under the shared CPU lock (LOCK= runs without
-# it, for a caller that holds the lock around a whole seed: `flock /work/cpu.lock env LOCK= benchmarks/... OUT 1`).
+# DREAM's "Must show" measurements (issue 8), one training at a time under a CPU lock (default `flock runs/cpu.lock`;
+# a shared machine's lock: LOCK="flock /path/to/cpu.lock"; LOCK= runs without it, for a caller that holds the lock
+# around a whole seed: `flock /path/to/cpu.lock env LOCK= benchmarks/dream_study.sh OUT 1`).
 # Usage: benchmarks/dream_study.sh OUT [SEEDS...]   (from the repository root, with data/synthetic-default and
 #        data/ped2-mini made by `vadlab data synth` / `vadlab data import`; about 8 minutes per seed on 2 cores)
 # Then:  vadlab compare synthetic=OUT/synth/seed0,OUT/synth/seed1,OUT/synth/seed2 --out reports/dream/table3
@@ -11,7 +12,8 @@ set -euo pipefail
 out=${1:?output folder}; shift
 seeds=${*:-0 1 2}
 V=.venv/bin/vadlab
-LOCK=${LOCK-flock /work/cpu.lock}
+LOCK=${LOCK-flock runs/cpu.lock}
+mkdir -p runs
 SET=(--set image_size=64 --epochs 5)
 train() { # method dataset folder seed [args...]
   local m=$1 d=$2 o=$3 s=$4; shift 4

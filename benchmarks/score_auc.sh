@@ -8,10 +8,11 @@
 # usage: benchmarks/score_auc.sh [RUN] [DATA] [SYNTH] [OUT]
 set -euo pipefail
 RUN=${1:-runs/p128}
-DATA=${2:-/work/main/data/ped2-mini}
-SYNTH=${3:-/work/main/data/synthetic-default}
+DATA=${2:-data/ped2-mini}
+SYNTH=${3:-data/synthetic-default}
 OUT=${4:-runs/score-synth}
-LOCK=${LOCK:-/work/cpu.lock}
+LOCK=${LOCK:-runs/cpu.lock}  # the CPU lock file (a shared machine's: LOCK=/path/to/cpu.lock)
+mkdir -p "$(dirname "$LOCK")"
 VADLAB=${VADLAB:-.venv/bin/vadlab}
 PY=${PY:-.venv/bin/python}
 

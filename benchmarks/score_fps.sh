@@ -6,11 +6,12 @@
 # streamed with it. One method's training and scoring hold the CPU lock together (under 3 minutes each).
 # usage: benchmarks/score_fps.sh [DATA] [FOLD] [OUT]    then: python benchmarks/score_report.py fps OUT
 set -euo pipefail
-DATA=${1:-/work/main/data/ped2-mini}
-FOLD=${2:-/work/main/data/ped2-k3f0}
+DATA=${1:-data/ped2-mini}
+FOLD=${2:-data/ped2-k3f0}
 OUT=${3:-runs/score-fps}
 VIDEO=$DATA/testing/frames/Test001
-LOCK=${LOCK:-/work/cpu.lock}
+LOCK=${LOCK:-runs/cpu.lock}  # the CPU lock file (a shared machine's: LOCK=/path/to/cpu.lock)
+mkdir -p "$(dirname "$LOCK")"
 VADLAB=${VADLAB:-.venv/bin/vadlab}
 mkdir -p "$OUT"
 for method in mnad_pred mnad_recon dream dream_convlstm maam std; do

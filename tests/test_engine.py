@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import checkpoint
+from conftest import assert_same_tensors, checkpoint
 
 from vadlab import engine
 from vadlab.data.layout import load_layout
@@ -21,6 +21,34 @@ def test_different_seed_gives_different_weights(random_layout, tmp_path):
     engine.fit(create_method("mnad_pred", "smoke"), random_layout, tmp_path / "b", seed=2, device="cpu", progress=False)
     a, b = checkpoint(tmp_path / "a")["model"], checkpoint(tmp_path / "b")["model"]
     assert not torch.equal(a["memory"], b["memory"])
+
+
+@pytest.mark.parametrize("name", ["mnad_pred", "dream"])
+def test_the_model_is_built_once_under_the_seed_and_training_is_unchanged(random_layout, tmp_path, name):
+    """create_method builds no model; engine.fit builds it once, right after seeding. Before, Method.__init__ built
+    one and engine.fit built it again under the seed: a model built (used) before the seed is still built again,
+    and both paths give bit-identical weights, memory and optimiser after training (the same as before the change:
+    the hashes of one smoke epoch of mnad_pred, dream, maam and std matched the old code's)."""
+    builds = []
+
+    def counted(method):
+        build = method.build_model
+        method.build_model = lambda: builds.append(name) or build()
+        return method
+
+    once = counted(create_method(name, "smoke", epochs=1))
+    assert not once.model_built
+    engine.fit(once, random_layout, tmp_path / "once", seed=5, device="cpu", progress=False)
+    assert len(builds) == 1
+
+    twice = counted(create_method(name, "smoke", epochs=1))
+    twice.model.eval()  # used before the run: built with the RNG wherever it was
+    torch.rand(7)  # and the RNG moved on
+    engine.fit(twice, random_layout, tmp_path / "twice", seed=5, device="cpu", progress=False)
+    assert len(builds) == 3  # its own first build, then again under the seed
+    a, b = checkpoint(tmp_path / "once"), checkpoint(tmp_path / "twice")
+    assert_same_tensors(a["model"], b["model"])
+    assert_same_tensors(a["optimizer"]["state"][0], b["optimizer"]["state"][0])
 
 
 def test_existing_run_is_not_overwritten(random_layout, tmp_path):

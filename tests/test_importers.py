@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import PED2_MINI, skip_or_fail_without_ped2  # the real slice beside the checkout (DESIGN.md)
+from conftest import PED2_MINI, skip_or_fail_without_ped2  # the real slice beside the checkout (docs/architecture.md)
 from scipy.io import savemat
 
 from vadlab.data.importers import KINDS, detect_kind, import_dataset, parse_ucsd_m

@@ -142,3 +142,37 @@ def test_a_killed_training_process_resumes_to_the_same_weights(tmp_path, name):
     subprocess.run(cmd + args + ["--out", str(tmp_path / "killed"), "--resume"], check=True, env=env,
                    capture_output=True)
     assert_same_tensors(checkpoint(tmp_path / "full")["model"], checkpoint(tmp_path / "killed")["model"])
+
+
+def test_the_fixture_method_gives_its_facts_through_its_registration(tmp_path, tiny_synthetic, capsys):
+    """The plugin's colour, seconds per step and reported numbers, given only to `register_method` in its own file,
+    reach the figures, the reproduce estimate and the table of papers' numbers."""
+    from pathlib import Path
+
+    from vadlab import reports, reproduce, viz
+    from vadlab.cli import main
+
+    toy = sys.modules["vadlab_plugin_toy_dual"]  # the plugin module, loaded by conftest through $VADLAB_PLUGINS
+    spec = get_spec("toy_dual")
+    assert (spec.colour, spec.step_seconds, spec.reported) == (toy.COLOUR, toy.STEP_SECONDS, toy.REPORTED)
+    # figures: its colour, also for a run label, and no other method's
+    assert viz.method_colour("toy_dual") == viz.method_colour("toy_dual seed 1") == toy.COLOUR
+    assert toy.COLOUR not in [viz.method_colour(m) for m in METHODS if m != "toy_dual"]
+    # reproduce: its seconds per step in the estimate of a dry run
+    seconds, source = toy.STEP_SECONDS["smoke"]
+    assert reproduce.step_seconds("toy_dual", "smoke") == (seconds, source)
+    assert reproduce.step_seconds("toy_dual", "cpu") is None
+    table = tmp_path / "toy.toml"
+    table.write_text('title = "toy"\npaper = "none"\ntable = "T"\nsection = "S"\ndataset = "synthetic:tiny"\n'
+                     'seeds = [0]\npaper_on = "nothing"\n\n[[rows]]\nid = "T"\nlabel = "toy"\nmethod = "toy_dual"\n')
+    assert main(["reproduce", str(table), "--preset", "smoke", "--data", str(tiny_synthetic), "--runs",
+                 str(tmp_path / "runs"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"toy_dual at smoke: {seconds} s per step ({source})" in out and "no measured step time" not in out
+    # the papers' numbers: its row, labelled with its source
+    row = reports.reported_table(["toy_dual", "mnad_pred"]).loc["toy_dual"]
+    assert row["ped2 (paper's number)"] == toy.REPORTED["ped2"] and row["source"] == toy.REPORTED["source"]
+    # and no shared module names it: the plugin needs no edit outside its own file
+    package = Path(__file__).resolve().parents[1] / "vadlab"
+    assert [p for p in package.rglob("*") if p.is_file() and p.suffix in (".py", ".toml")
+            and "toy_dual" in p.read_text()] == []

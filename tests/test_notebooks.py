@@ -15,7 +15,6 @@ import ast
 import importlib
 import json
 import math
-import sys
 from pathlib import Path
 
 import nbformat
@@ -25,8 +24,6 @@ from vadlab.registry import list_methods
 from vadlab.reports import read_notebook_scraps, run_notebook
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tools"))
-import make_notebooks  # noqa: E402
 
 SOURCES = sorted((REPO / "notebooks" / "src").glob("*.py"))
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -34,12 +31,35 @@ BASELINES = {k: v for k, v in json.loads((REPO / "tests" / "notebook_baselines.j
              if not k.startswith("_")}
 
 
-def test_every_notebook_has_a_source_and_is_what_it_generates():
+def generated(source: Path, committed: str, tmp_path: Path) -> str:
+    """The notebook `make notebooks` writes from `source` (`jupytext --update --to ipynb`: the source's cells and
+    metadata, the committed notebook's cell ids), as text."""
+    import jupytext
+    from jupytext.combine import combine_inputs_with_outputs
+
+    nb = combine_inputs_with_outputs(jupytext.read(source, fmt="py:percent"), nbformat.reads(committed, 4),
+                                     fmt="py:percent")
+    jupytext.write(nb, tmp_path / "generated.ipynb", fmt="ipynb")
+    return (tmp_path / "generated.ipynb").read_text()
+
+
+def test_every_notebook_has_a_source_and_is_what_it_generates(tmp_path):
     assert {p.stem for p in SOURCES} == {p.stem for p in NOTEBOOKS}, "a notebook without a source, or the reverse"
     for source in SOURCES:
         committed = (REPO / "notebooks" / f"{source.stem}.ipynb").read_text()
-        assert committed == make_notebooks.render(source), \
+        assert committed == generated(source, committed, tmp_path), \
             f"{source.stem}.ipynb differs from notebooks/src/{source.name}; run `make notebooks`"
+        nb = nbformat.reads(committed, 4)  # papermill's parameters cell and the kernel survive the round trip
+        assert nb.metadata["kernelspec"]["name"] == "python3"
+        assert [c.metadata.get("tags") for c in nb.cells if "parameters" in c.metadata.get("tags", [])] == \
+            [["parameters"]]
+
+
+def test_the_notebook_check_sees_a_changed_source(tmp_path):
+    source, committed = SOURCES[0], (REPO / "notebooks" / f"{SOURCES[0].stem}.ipynb").read_text()
+    changed = tmp_path / source.name
+    changed.write_text(source.read_text().replace("# %% [markdown]", "# %% [markdown]\n# a new line", 1))
+    assert generated(changed, committed, tmp_path) != committed
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
@@ -125,6 +145,22 @@ def test_notebook_runs_headless_and_records_metrics(path, method, tiny_synthetic
 
         trained = engine.load_run(smoke_run(method), "cpu")
         assert scraps["memory_spaces"] == memory_space_names(trained, load_layout(tiny_synthetic).testing)
+
+
+@pytest.mark.slow
+def test_dream_notebook_without_the_ablation_trains_no_table_iii_row(tiny_synthetic, tmp_path):
+    """11_train_dream with ablation=False: its Table III holds DREAM (the run trained above it) and the baseline,
+    and no ablation row was trained."""
+    from vadlab.analysis.dream import TABLE_III_ROWS
+
+    path = REPO / "notebooks" / "11_train_dream.ipynb"
+    out = tmp_path / "dream"
+    executed = run_notebook(path, tmp_path, {"preset": "smoke", "data_root": str(tiny_synthetic), "device": "cpu",
+                                             "out_dir": str(out), "ablation": False, "tsne_points": 300})
+    table = read_notebook_scraps(executed)["table_iii"]["micro_auc"]
+    assert set(table) == {"UNet+DualMem+Disc (DREAM)", "frame_difference"}
+    assert [a for a in TABLE_III_ROWS.values() if a and (out / a).exists()] == []
+    assert (out / "dream" / "metrics.json").exists()
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ import pytest
 from vadlab import reproduce
 from vadlab.cli import main
 from vadlab.errors import ConfigError
+from vadlab.registry import get_spec
 
 VADLAB = [sys.executable, "-m", "vadlab.cli"]
 
@@ -86,7 +87,7 @@ def test_the_mnad_prediction_spec_trains_five_rows_and_rescores_two():
     assert [r.id for r in spec.rows] == [f"T2.P{i}" for i in range(1, 8)]
     rescored = {r.id: (r.scored_from, r.score_set) for r in spec.rows if r.scored_from}
     assert rescored == {"T2.P5": ("T2.P7", {"test_update": False}), "T2.P6": ("T2.P7", {"score_lambda": 1.0})}
-    assert spec.paper_fraction(spec.row("T2.P7")) == pytest.approx(0.970)  # = vadlab.eval.reported's mnad_pred ped2
+    assert spec.paper_fraction(spec.row("T2.P7")) == pytest.approx(0.970)  # = mnad_pred's registered ped2
 
 
 BAD = [  # (what to change in TINY, the words the error must contain)
@@ -308,7 +309,7 @@ def test_the_mnad_table_dry_run_on_ped2_mini(ped2_mini, tmp_path, capsys):
                  "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "trainings: 15 new, 0 to resume, 0 to evaluate, 0 finished; re-evaluations: 6 to do, 0 done" in out
-    seconds = reproduce.STEP_SECONDS[("mnad_pred", "cpu")][0]
+    seconds = get_spec("mnad_pred").step_seconds["cpu"][0]
     assert f"mnad_pred at cpu: {seconds} s per step" in out and not (tmp_path / "runs").exists()
 
 
@@ -332,15 +333,13 @@ def test_data_of_another_kind_is_refused(tmp_path, capsys):
                                               ("maam_table5_branches", "T5.both", "maam"),
                                               ("std_table2", "T2.full", "std")])
 def test_the_full_rows_carry_the_papers_numbers_already_in_the_package(table, row, method):
-    from vadlab.eval.reported import reported
+    from vadlab.registry import reported
 
     spec = reproduce.load_spec(table)
     assert spec.paper_fraction(spec.row(row)) == pytest.approx(reported(method)["ped2"])
 
 
 def test_the_std_rows_carry_the_numbers_of_std_table2():
-    from vadlab.registry import get_spec
-
     spec = reproduce.load_spec("std_table2")
     table2 = get_spec("std").cls.TABLE2
     assert {r.ablation or "full": r.paper for r in spec.rows} == table2

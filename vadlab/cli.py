@@ -280,26 +280,33 @@ def _cmd_reproduce(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vadlab", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_list(sub) -> None:
+    """`vadlab list`."""
     sub.add_parser("list", help="registered methods and their presets").set_defaults(func=_cmd_list)
 
-    data = sub.add_parser("data", help="datasets: synthesise, import, download, check, optical flow")
-    data = data.add_subparsers(dest="data_cmd", required=True)
+
+def _add_data_synth(data) -> None:
+    """`vadlab data synth`."""
     p = data.add_parser("synth", help="write the synthetic walkway dataset")
     p.add_argument("root")
     p.add_argument("--preset", default="default")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_synth)
+
+
+def _add_data_import(data) -> None:
+    """`vadlab data import`."""
     p = data.add_parser("import", help="convert an official download to the common layout")
     p.add_argument("kind", help="ucsd | avenue | shanghaitech | preprocessed | auto")
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_import)
+
+
+def _add_data_download(data) -> None:
+    """`vadlab data download`."""
     p = data.add_parser("download", help="fetch an official dataset (ped1, ped2, avenue, shanghaitech), verify its "
                                          "SHA-256, unpack it safely and import it into ROOT")
     p.add_argument("name", help="ped1 | ped2 | avenue | shanghaitech")
@@ -312,6 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delete-archive", action="store_true", help="remove the downloaded archives after the import")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_download)
+
+
+def _add_data_split(data) -> None:
+    """`vadlab data split`."""
     split = data.add_parser("split", help="derive a few-anomaly dataset (DREAM Sec. IV-C, IV-E) in the common layout")
     split = split.add_subparsers(dest="protocol", required=True)
     p = split.add_parser("kfold", help="fold I of K of the abnormal test data joins training (abnormal/)")
@@ -337,9 +348,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--types", required=True, help="comma-separated anomaly types")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_split)
+
+
+def _add_data_check(data) -> None:
+    """`vadlab data check`."""
     p = data.add_parser("check", help="validate a dataset root; exit 2 on any problem")
     p.add_argument("root")
     p.set_defaults(func=_cmd_check)
+
+
+def _add_data_flow(data) -> None:
+    """`vadlab data flow`."""
     p = data.add_parser("flow", help="compute and cache the optical flow of a dataset (MAAM-Net's motion target)")
     p.add_argument("root")
     p.add_argument("--method", default="dis", choices=["dis", "farneback", "files"])
@@ -349,6 +368,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_flow)
 
+
+def _add_data(sub) -> None:
+    """`vadlab data ...`: each data command adds its own parser."""
+    data = sub.add_parser("data", help="datasets: synthesise, import, download, check, optical flow")
+    data = data.add_subparsers(dest="data_cmd", required=True)
+    _add_data_synth(data)
+    _add_data_import(data)
+    _add_data_download(data)
+    _add_data_split(data)
+    _add_data_check(data)
+    _add_data_flow(data)
+
+
+def _add_train(sub) -> None:
+    """`vadlab train`."""
     p = sub.add_parser("train", help="train a method")
     p.add_argument("method")
     p.add_argument("--data", required=True)
@@ -368,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_train)
 
+
+def _add_evaluate(sub) -> None:
+    """`vadlab evaluate`."""
     p = sub.add_parser("evaluate", help="score the test split with a trained run; writes metrics.json")
     p.add_argument("run")
     p.add_argument("--data")
@@ -379,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
 
+
+def _add_score(sub) -> None:
+    """`vadlab score`."""
     p = sub.add_parser("score", help="score a video file or a folder of frames with a trained run: per-frame CSV, "
                                      "score curve, overlay MP4, scores calibrated on the run's training frames")
     p.add_argument("run")
@@ -398,12 +438,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_score)
 
+
+def _add_baseline(sub) -> None:
+    """`vadlab baseline`."""
     p = sub.add_parser("baseline", help="frame-difference baseline metrics of a dataset")
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--size", type=int, default=64)
     p.set_defaults(func=_cmd_baseline)
 
+
+def _add_report(sub) -> None:
+    """`vadlab report`."""
     p = sub.add_parser("report", help="run notebooks headlessly into OUT/<name>/ (executed notebook, HTML, every "
                                       "figure as PNG 300 dpi and PDF, metrics.json, provenance.json) and write "
                                       "OUT/index.html; exit 1 when a notebook fails (the others still run)")
@@ -414,6 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="notebook parameter (JSON value, else a string); each notebook gets those it declares")
     p.set_defaults(func=_cmd_report)
 
+
+def _add_compare(sub) -> None:
+    """`vadlab compare`."""
     p = sub.add_parser("compare", help="side-by-side metrics of evaluated runs: GROUP is a folder of runs or "
                                        "LABEL=DIR1,DIR2 (seeds averaged)")
     p.add_argument("groups", nargs="+")
@@ -421,6 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", default="micro_auc")
     p.set_defaults(func=_cmd_compare)
 
+
+def _add_curves(sub) -> None:
+    """`vadlab curves`."""
     p = sub.add_parser("curves", help="per-video score curves of evaluated runs (LABEL=RUN) beside the "
                                       "frame-difference "
                                       "baseline, with each run's AUC in each video")
@@ -429,6 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="dataset root (default: the first run's)")
     p.set_defaults(func=_cmd_curves)
 
+
+def _add_reproduce(sub) -> None:
+    """`vadlab reproduce`."""
     p = sub.add_parser("reproduce", help="re-run a paper's table from its spec (vadlab/specs): every row and seed, "
                                          "resumable; writes OUT/<table>/table.md, table.csv, table.png, "
                                          "provenance.json")
@@ -446,6 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_reproduce)
 
+
+def _add_demo(sub) -> None:
+    """`vadlab demo`."""
     p = sub.add_parser("demo", help="the demo: synthesise, train every registered method, compare them, reports "
                                     "and OUT/index.html")
     p.add_argument("--method", action="append", help="only these methods (repeatable; default: every registered one)")
@@ -457,6 +515,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--no-inspect", action="store_true", help="skip the per-method inspection reports")
     p.set_defaults(func=_cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `vadlab` parser: each command adds its own (`_add_<command>`)."""
+    parser = argparse.ArgumentParser(prog="vadlab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_list(sub)
+    _add_data(sub)
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_score(sub)
+    _add_baseline(sub)
+    _add_report(sub)
+    _add_compare(sub)
+    _add_curves(sub)
+    _add_reproduce(sub)
+    _add_demo(sub)
     return parser
 
 

@@ -50,7 +50,7 @@ from vadlab.eval.calibration import CALIBRATION, Calibration
 from vadlab.eval.protocol import evaluate_signals
 from vadlab.eval.scores import fuse
 from vadlab.io import atomic_path, write_json
-from vadlab.models.base import EpochContext
+from vadlab.models.base import EpochContext, check_batch
 from vadlab.registry import get_spec
 
 CHECKPOINT = "checkpoint.pt"
@@ -126,8 +126,9 @@ def _train(method, layout, out: Path, group, interrupts: runs.Interrupts, *, see
     dev, n_procs = group.device, group.size
 
     set_seed(seed)
-    method.model = method.build_model()  # built under the seed: same init, same memory items, every time
-    model = method.model.to(dev)
+    if method.model_built:  # used before this run's seed was set (e.g. inspected): build it again under the seed
+        method.model = method.build_model()
+    model = method.model.to(dev)  # built here, once, under the seed: same init, same memory items, every time
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer, scheduler = method.configure_optimizers()
@@ -168,6 +169,7 @@ def _train(method, layout, out: Path, group, interrupts: runs.Interrupts, *, see
             write_json(out / "history.json", history)
 
     last = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
+    checked = False
     for epoch in range(start_epoch, last):
         resumed = position if epoch == start_epoch else None  # set when the checkpoint was written inside this epoch
         if resumed:
@@ -187,6 +189,10 @@ def _train(method, layout, out: Path, group, interrupts: runs.Interrupts, *, see
                    disable=not progress, leave=False)
         stop = False
         for batch in bar:
+            if not checked:  # the first batch against the batch contract (models.base.Batch)
+                check_batch(batch, frames_in=method.clip_spec().frames_in, channels=cfg.channels,
+                            frame_hw=method.frame_size, extras=tuple(getattr(dataset, "extras", ())))
+                checked = True
             batch = _to_device(batch, dev)
             with _autocast(dev):
                 outputs = method.training_step(batch)

@@ -18,10 +18,10 @@ from typing import Sequence
 
 from vadlab.config import apply_overrides
 from vadlab.errors import ConfigError
-from vadlab.registration import _REGISTRY, PRESETS, MethodSpec, ordered_presets, register_method
+from vadlab.registration import _REGISTRY, PRESETS, REPORTED_DATASETS, MethodSpec, ordered_presets, register_method
 
-__all__ = ["PRESETS", "MethodSpec", "register_method", "ordered_presets", "list_methods", "get_spec",
-           "ablation_overrides", "get_config", "create_method"]
+__all__ = ["PRESETS", "REPORTED_DATASETS", "MethodSpec", "register_method", "ordered_presets", "list_methods",
+           "get_spec", "reported", "ablation_overrides", "get_config", "create_method"]
 
 
 def _ensure_loaded() -> None:
@@ -65,6 +65,15 @@ def get_spec(name: str) -> MethodSpec:
     if name not in _REGISTRY:
         raise ConfigError(f"unknown method {name!r}; valid methods: {', '.join(sorted(_REGISTRY)) or '(none)'}")
     return _REGISTRY[name]
+
+
+def reported(name: str) -> dict | None:
+    """The paper's own frame AUCs of a method, as it registered them (`register_method(reported=...)`):
+    {"source": ..., "ped2": AUC, ...}, or None for a method without them or a name that is no registered method."""
+    if name not in list_methods():
+        return None
+    own = get_spec(name).reported
+    return dict(own) if own else None
 
 
 def ablation_overrides(name: str, ablations: Sequence[str] = ()) -> dict:

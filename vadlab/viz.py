@@ -48,31 +48,43 @@ def palette(n: int) -> list[str]:
     return [to_hex(c) for c in cmap(np.linspace(0.0, 1.0, n))]
 
 
-# the paper methods keep their colour whichever others are installed; other methods follow in registry order
-PINNED = ("mnad_pred", "mnad_recon", "dream", "maam", "std", "dream_convlstm")
+def method_colours() -> dict[str, str]:
+    """{method: colour} of every registered method: the colour it registered (`register_method(colour=...)`, so a
+    method keeps its colour whichever others are installed), the others the colours no method registered, in
+    registry order."""
+    from vadlab import registration
+
+    try:
+        from vadlab.registry import list_methods
+
+        list_methods()  # loads the built-in methods and the plugins
+    except Exception:  # a broken plugin must not stop a figure: the methods registered so far
+        pass
+    specs = [registration._REGISTRY[m] for m in sorted(registration._REGISTRY)]
+    taken = {s.colour.upper() for s in specs if s.colour}
+    free = [c for c in METHOD_COLOURS if c.upper() not in taken] or list(METHOD_COLOURS)
+    out, k = {}, 0
+    for spec in specs:
+        if spec.colour:
+            out[spec.name] = spec.colour
+        else:
+            out[spec.name], k = free[k % len(free)], k + 1
+    return out
 
 
 def method_colour(name: str) -> str:
     """The one colour of a method (or a run label starting with a method's name, e.g. "mnad_pred seed 1") in every
-    figure: the frame-difference baseline grey, the paper methods a fixed colour each (`PINNED`), other registered
-    methods the next colours in registry order, other labels by a stable hash of the name."""
+    figure: the frame-difference baseline grey, a registered method its colour (`method_colours`), other labels by
+    a stable hash of the name."""
     import zlib
 
     key = str(name).strip()
     if key.lower() in BASELINE_NAMES or key.lower().startswith("frame diff"):
         return BASELINE_COLOUR
-    try:
-        from vadlab.registry import list_methods
-
-        methods = list_methods()
-    except Exception:  # a broken plugin must not stop a figure
-        methods = []
-    order = [m for m in PINNED if m in methods or m == key] + [m for m in methods if m not in PINNED]
-    for m in sorted(order, key=len, reverse=True):  # the longest name that starts the label
+    colours = method_colours()
+    for m in sorted(colours, key=len, reverse=True):  # the longest name that starts the label
         if key == m or key.startswith(m + " ") or key.startswith(m + "(") or key.startswith(m + "="):
-            index = PINNED.index(m) if m in PINNED else len(PINNED) + order.index(m) - len(
-                [p for p in order if p in PINNED])
-            return METHOD_COLOURS[index % len(METHOD_COLOURS)]
+            return colours[m]
     return METHOD_COLOURS[zlib.crc32(key.encode()) % len(METHOD_COLOURS)]
 
 

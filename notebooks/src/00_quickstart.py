@@ -1,4 +1,11 @@
-# Source of notebooks/00_quickstart.ipynb (generate with `python tools/make_notebooks.py`).
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # Quickstart: synthetic videos to a first score curve and the explorer
 #

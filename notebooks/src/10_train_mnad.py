@@ -1,4 +1,11 @@
-# Source of notebooks/10_train_mnad.ipynb (generate with `python tools/make_notebooks.py`).
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # MNAD: memory-guided normality (Park et al., CVPR 2020)
 #

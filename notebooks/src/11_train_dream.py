@@ -1,4 +1,11 @@
-# Source of notebooks/11_train_dream.ipynb (generate with `python tools/make_notebooks.py`).
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # DREAM: dual normality/abnormality memory with a few labelled anomalies (Guo et al.)
 #
@@ -52,7 +59,7 @@ viz.metrics_table(report)
 # %%
 rows = dream.TABLE_III_ROWS if ablation else {"UNet+DualMem+Disc (DREAM)": None}
 table = dream.table_iii(dream.train_table_iii(layout, out_dir, name=backbone, preset=preset, seed=seed,
-                                              device=device, **overrides))
+                                              device=device, rows=rows, **overrides))
 viz.plot_comparison(table, path=f"{out_dir}/table_iii.png")
 table
 

@@ -1,4 +1,11 @@
-# Source of notebooks/12_train_maam.ipynb (generate with `python tools/make_notebooks.py`).
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # MAAM-Net: memory-augmented appearance-motion network (Wang et al., PR 2023)
 #

@@ -1,4 +1,11 @@
-# Source of notebooks/13_train_std.ipynb (generate with `python tools/make_notebooks.py`).
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # STD: spatio-temporal dissociation (Chang et al., Pattern Recognition 2021)
 #

@@ -1,4 +1,11 @@
-# Source of notebooks/20_inspect_run.ipynb (generate with `python tools/make_notebooks.py`).
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # Inside a trained run: scores, every test video, and the memory spaces of any method
 #

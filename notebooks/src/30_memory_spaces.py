@@ -1,4 +1,11 @@
-# Source of notebooks/30_memory_spaces.ipynb (generate with `python tools/make_notebooks.py`).
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # Memory spaces of any method: t-SNE of queries and items, matching probabilities
 #

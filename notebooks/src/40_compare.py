@@ -1,4 +1,11 @@
-# Source of notebooks/40_compare.ipynb (generate with `python tools/make_notebooks.py`).
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # One dataset, every registered method and the frame-difference baseline
 #

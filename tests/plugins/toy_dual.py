@@ -9,7 +9,8 @@ It is not a paper's method. It has what DREAM, MAAM-Net and STD need from the pi
 - a staged optimiser: two parameter groups with their own learning rates and step decay; in stage 1 (the first
   `pretrain_epochs` epochs) only the autoencoder trains, at the first epoch of stage 2 the abnormality memory is
   initialised from data (seeded by (seed, epoch)) and the discriminator head joins;
-- an ablation (`no_memory`) declared by the method, and two memory spaces for the generic analysis.
+- an ablation (`no_memory`) declared by the method, and two memory spaces for the generic analysis;
+- the facts a method registers: its colour in figures, measured seconds per step, its "paper's" reported numbers.
 """
 
 from __future__ import annotations
@@ -221,5 +222,14 @@ PRESETS = {
     "paper": ToyDualConfig(**{**_SMOKE, "image_size": 64, "feature_dim": 16, "epochs": 10}),  # a toy: no paper
 }
 
+# Its facts travel with its registration, as a real method's do (tests/test_methods.py checks that the figures, the
+# reproduce estimate and the reported-numbers table use them): a colour of its own, the seconds per step measured
+# with benchmarks/bench_steps.py, and "reported" numbers that are placeholders, labelled as such (no paper).
+COLOUR = "#56B4E9"
+STEP_SECONDS = {"smoke": (0.43, "benchmarks/bench_steps.py, tiny synthetic preset: 6.4 s for 15 steps, 2 threads, "
+                                "2026-12-06, not quiet (other jobs ran)")}
+REPORTED = {"source": "test fixture: placeholder numbers, toy_dual is no paper's method", "ped2": 0.5}
+
 register_method("toy_dual", config_cls=ToyDualConfig, presets=PRESETS,
-                description="test fixture: two memories, labelled anomalies, staged optimiser")(ToyDual)
+                description="test fixture: two memories, labelled anomalies, staged optimiser", colour=COLOUR,
+                step_seconds=STEP_SECONDS, reported=REPORTED)(ToyDual)

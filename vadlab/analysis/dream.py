@@ -23,8 +23,9 @@ from vadlab.registry import create_method
 
 def memory_distance_ratio(queries: torch.Tensor, own: torch.Tensor, other: torch.Tensor,
                           reduce: str = "avg") -> tuple[torch.Tensor, torch.Tensor]:
-    """Eq. 13-14 (and 16-17) per clip: d(U, M) = avg (or "max", 001's sup) over the clip's queries (B, K, C) of the
-    smallest ||q - p|| over the items. Returns (d(U, own) (B,), d(U, other) (B,))."""
+    """Eq. 13-14 (and 16-17) per clip: d(U, M) = avg (or "max": the "sup" one version of the paper's text prints)
+    over the clip's queries (B, K, C) of the smallest ||q - p|| over the items. Returns (d(U, own) (B,),
+    d(U, other) (B,))."""
     def d(items: torch.Tensor) -> torch.Tensor:
         dist = torch.cdist(queries.float(), items.float()[None].expand(len(queries), -1, -1)).amin(-1)  # (B, K)
         return dist.mean(-1) if reduce == "avg" else dist.amax(-1)

@@ -150,7 +150,8 @@ class ClipDataset(Dataset):
     Item: dict(input=(T, C, H, W) float in [-1, 1], target=(C, H, W), label=int (the scored frame's 0/1 label; 0
     for videos without labels, such as normal training videos), video=int, index=int), where `index` is the frame
     the clip scores in video `video` (position in `videos`), plus one tensor per entry of `extras`
-    ({name: one array (N, ...) per video}, item[name] = array[index], e.g. optical flow).
+    ({name: one array (N, ...) per video}, item[name] = array[index], e.g. optical flow). Collated, its items are
+    the batches of the contract every method is written for (`vadlab.models.base.Batch`, `check_batch`).
     """
 
     def __init__(self, videos: Sequence[Video], spec: ClipSpec, size: int | tuple[int, int], channels: int = 1, *,

@@ -1,13 +1,11 @@
-"""Per-video min-max normalisation and fusion of per-frame signals (MNAD Eq. 16-17), NaN-aware; MAAM-Net's
-patch scoring (PSCD, Sec. 3.4, Algorithm 1).
+"""Per-video min-max normalisation and fusion of per-frame signals (MNAD Eq. 16-17), NaN-aware.
 
 A signal is ``{video: np.ndarray (N_frames,)}`` of raw per-frame values oriented "higher = more anomalous"
 (pass ``-PSNR``, not PSNR); NaN marks a frame the method could not score and stays NaN.
 
-PSCD fuses *before* normalising (Algorithm 1: fuse the raw patch sums, take the max over patches, then Eq. 11's
-min-max), unlike the generic "normalise each signal, then fuse" of :func:`fuse`. So a method using it passes the
-raw per-frame PSCD maximum as one signal (from :func:`pscd_scores`) and lets :func:`normalise` do Eq. 11, per video
-("video", vadlab's headline) or over the whole test set ("global", what MAAM-Net's public code does).
+A method whose score fuses *before* normalising (MAAM-Net's PSCD, `vadlab.models.maam.pscd_scores`) passes its raw
+fused per-frame signal as one signal and lets :func:`normalise` do the min-max, per video ("video", vadlab's
+headline) or over the whole test set ("global").
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ import numpy as np
 
 from vadlab.eval._validate import MetricsError, _as_scores
 
-__all__ = ["NORMALISE_MODES", "minmax", "normalise", "fuse", "patch_sums", "pscd_scores", "pscd_map"]
+__all__ = ["NORMALISE_MODES", "minmax", "normalise", "fuse"]
 
 #: Normalisation modes: per-video min-max (the papers' protocol), min-max over all videos pooled, raw.
 NORMALISE_MODES = ("video", "global", "none")
@@ -134,59 +132,3 @@ def fuse(
                 total = total + w * a
         fused[video] = total
     return fused
-
-
-# ------------------------------------------------------------------------ MAAM-Net: PSCD (Sec. 3.4, Algorithm 1)
-
-
-def _same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TF 'SAME' padding (before, after) of one axis: output ceil(size / stride), the extra pixel after."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
-
-
-def patch_sums(error, patch: tuple[int, int], stride: tuple[int, int]):
-    """Algorithm 1 lines 8-12: an error map (B, C, H, W) convolved with an all-ones (C, ph, pw) filter at `stride`
-    (sh, sw), 'SAME' zero padding (partial windows at the border, as the public code): (B, ceil(H/sh), ceil(W/sw)),
-    the sum of the error over each patch and over the channels. A torch tensor in, a torch tensor out."""
-    import torch
-    import torch.nn.functional as F
-
-    (ph, pw), (sh, sw) = patch, stride
-    if min(ph, pw, sh, sw) < 1:
-        raise MetricsError(f"patch_sums: patch {patch} and stride {stride} must be positive")
-    b, c, h, w = error.shape
-    top, bottom = _same_pad(h, ph, sh)
-    left, right = _same_pad(w, pw, sw)
-    padded = F.pad(error.sum(dim=1, keepdim=True), (left, right, top, bottom))  # (B, 1, H + pad, W + pad)
-    ones = torch.ones(1, 1, ph, pw, dtype=error.dtype, device=error.device)  # summing over C first is the same
-    return F.conv2d(padded, ones, stride=(sh, sw))[:, 0]  # (B, h', w')
-
-
-def pscd_scores(d_app, d_mot, patch: tuple[int, int], stride: tuple[int, int], psi: float) -> dict:
-    """Algorithm 1 lines 6-14 on a batch: d_app (B, Ca, H, W) = (I - I_hat)^2 and d_mot (B, Cm, H, W) = |F - F_hat|
-    (either may be None for a single-branch model). Returns raw per-frame maxima (B,) over patches of
-    e_app ("app"), e_mot ("mot") and e_fuse = psi e_app + (1 - psi) e_mot ("pscd", line 13: the raw patch sums are
-    fused, then the max is taken, line 14); Eq. 11 (min-max) is left to :func:`normalise`."""
-    out = {}
-    e_app = patch_sums(d_app, patch, stride) if d_app is not None else None  # (B, h', w')
-    e_mot = patch_sums(d_mot, patch, stride) if d_mot is not None else None
-    if e_app is not None:
-        out["app"] = e_app.flatten(1).amax(1)  # (B,)
-    if e_mot is not None:
-        out["mot"] = e_mot.flatten(1).amax(1)
-    if e_app is not None and e_mot is not None:
-        out["pscd"] = (psi * e_app + (1.0 - psi) * e_mot).flatten(1).amax(1)  # (B,), lines 13-14
-    return out
-
-
-def pscd_map(d_app, d_mot, patch: tuple[int, int], psi: float):
-    """The fused PSCD map at stride 1, frame-sized (B, H, W): each pixel scores the patch centred on it (SAME
-    padding). vadlab's anomaly map for pixel AUC and the error-map figures (the paper reports no pixel result)."""
-    parts = []
-    if d_app is not None:
-        parts.append((psi if d_mot is not None else 1.0) * patch_sums(d_app, patch, (1, 1)))
-    if d_mot is not None:
-        parts.append((1.0 - psi if d_app is not None else 1.0) * patch_sums(d_mot, patch, (1, 1)))
-    return sum(parts)  # (B, H, W)

@@ -17,18 +17,90 @@ method trained on the normal training videos with one Adam, and the engine calls
   metrics.json).
 - looking inside: `inspect(batch)`, `memory_spaces(batch)` (default {}).
 - ablations: the class attribute `ablations`, name -> config overrides (default {}).
+
+Every hook that takes a `batch` gets a `Batch` (below): its shapes, dtypes and [-1, 1] value range are the contract
+between the datasets and the methods, and `check_batch` checks a batch against it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterable, Sequence
+from typing import Any, ClassVar, Iterable, Sequence, TypedDict
 
 import numpy as np
 import torch
 from torch import nn
 
 from vadlab.data.clips import ClipDataset, ClipSpec, clip_at, frame_size
+from vadlab.errors import DataError
+
+
+# --- the batch contract: what the datasets (`vadlab.data.clips.ClipDataset`) produce and the engine feeds the hooks --
+class Batch(TypedDict, total=False):
+    """One batch as `training_step`, `score_batch`, `inspect` and `memory_spaces` receive it (a dict, collated by
+    torch's DataLoader from `ClipDataset` items; `check_batch` checks one against this contract).
+
+    Required fields (B clips, T = `frames_in` input frames, C = `channels`, (H, W) = the method's `frame_size`):
+
+    - `input`: float32 (B, T, C, H, W), values in [-1, 1] (frame / 127.5 - 1): the clip's input frames in order.
+    - `target`: float32 (B, C, H, W), values in [-1, 1]: the scored frame (`ClipSpec`: the frame after the inputs
+      when `predict`, else frame `target_index` of the inputs).
+    - `label`: int64 (B,): 0 normal, 1 anomalous: the scored frame's label (0 in videos without labels, such as
+      the normal training videos); the whole clip's label in `PureClipDataset` (DREAM's labelled training clips).
+    - `video`: int64 (B,): the clip's video, as a position in the dataset's `videos`.
+    - `index`: int64 (B,): the frame the clip scores in that video (0-based).
+
+    Optional fields: one tensor (B, ...) per `Method.extra_inputs` name, the entry of the scored frame, e.g.
+    MAAM-Net's `flow` float32 (B, 2, H, W) (the optical flow from frame t to t + 1, in model pixels).
+    """
+
+    input: torch.Tensor
+    target: torch.Tensor
+    label: torch.Tensor
+    video: torch.Tensor
+    index: torch.Tensor
+
+
+#: field -> (dims, dtype, (low, high) value range or None); dims name the axes (B, T, C, H, W as above)
+BATCH_FIELDS: dict[str, tuple[tuple[str, ...], torch.dtype, tuple[float, float] | None]] = {
+    "input": (("B", "T", "C", "H", "W"), torch.float32, (-1.0, 1.0)),
+    "target": (("B", "C", "H", "W"), torch.float32, (-1.0, 1.0)),
+    "label": (("B",), torch.int64, (0, 1)),
+    "video": (("B",), torch.int64, (0, float("inf"))),
+    "index": (("B",), torch.int64, (0, float("inf"))),
+}
+
+
+def check_batch(batch: dict, *, frames_in: int | None = None, channels: int | None = None,
+                frame_hw: tuple[int, int] | None = None, extras: Sequence[str] = ()) -> None:
+    """Check `batch` against the contract (`Batch`): every required field and every name in `extras` present,
+    shapes, dtypes and value ranges, one B for all; given `frames_in`, `channels` and `frame_hw` (H, W), those axes
+    too. Raises `vadlab.errors.DataError` naming the field and what differs."""
+    missing = [k for k in (*BATCH_FIELDS, *extras) if k not in batch]
+    if missing:
+        raise DataError(f"batch: missing field(s) {missing}; a batch holds {list(BATCH_FIELDS)} (+ extra inputs)")
+    expected = {"T": frames_in, "C": channels, "H": frame_hw and frame_hw[0], "W": frame_hw and frame_hw[1],
+                "B": len(batch["input"])}
+    for name, (dims, dtype, bounds) in BATCH_FIELDS.items():
+        value = batch[name]
+        if not torch.is_tensor(value):
+            raise DataError(f"batch[{name!r}]: a {type(value).__name__}, expected a tensor {dims}")
+        if value.dtype != dtype:
+            raise DataError(f"batch[{name!r}]: dtype {value.dtype}, expected {dtype}")
+        if value.dim() != len(dims):
+            raise DataError(f"batch[{name!r}]: shape {tuple(value.shape)}, expected {len(dims)} axes {dims}")
+        for axis, size in zip(dims, value.shape):
+            if expected.get(axis) is not None and size != expected[axis]:
+                raise DataError(f"batch[{name!r}]: shape {tuple(value.shape)}, axis {axis} is {size}, expected "
+                                f"{expected[axis]}")
+        if bounds is not None and value.numel():
+            low, high = float(value.min()), float(value.max())
+            if low < bounds[0] or high > bounds[1]:
+                raise DataError(f"batch[{name!r}]: values in [{low:g}, {high:g}], expected within "
+                                f"[{bounds[0]:g}, {bounds[1]:g}]")
+    for name in extras:
+        if not torch.is_tensor(batch[name]) or len(batch[name]) != expected["B"]:
+            raise DataError(f"batch[{name!r}]: expected a tensor with {expected['B']} rows (one per clip)")
 
 
 @dataclass
@@ -74,8 +146,34 @@ class Method:
 
     def __init__(self, config):
         self.config = config
-        self.model: nn.Module = self.build_model()
-        self.train_net: nn.Module = self.model  # forward passes of training_step (the DDP wrapper under torchrun)
+        self._model: nn.Module | None = None  # built on first use (`model`)
+        self._train_net: nn.Module | None = None
+
+    @property
+    def model(self) -> nn.Module:
+        """The network (`build_model()`), built once, on first use: `engine.fit` first uses it right after seeding
+        the run, so a run's initial weights and memory items follow from its seed alone."""
+        if self._model is None:
+            self._model = self.build_model()
+        return self._model
+
+    @model.setter
+    def model(self, value: nn.Module) -> None:
+        self._model = value
+
+    @property
+    def model_built(self) -> bool:
+        """Whether `model` has been built (used) already."""
+        return self._model is not None
+
+    @property
+    def train_net(self) -> nn.Module:
+        """What training_step's forward passes go through: the model, or its DDP wrapper under torchrun."""
+        return self.model if self._train_net is None else self._train_net
+
+    @train_net.setter
+    def train_net(self, value: nn.Module) -> None:
+        self._train_net = value
 
     # --- the model and its clips ---------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
@@ -138,7 +236,7 @@ class Method:
         """Called before every epoch (0-based), also on resume. Staged training sets its phase here from `epoch`
         alone (freeze or unfreeze, initialise cluster centres at a stage's first epoch), so resume is bit-exact."""
 
-    def training_step(self, batch: dict) -> dict[str, torch.Tensor]:
+    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Losses of one batch; must hold "loss" (the total that is back-propagated). Runs in train mode.
 
         Forward passes go through `self.train_net` (so DDP can average gradients); state such as a memory is read
@@ -162,7 +260,7 @@ class Method:
     def reset_test_state(self) -> None:
         """Called before each test video: restore any state a test-time update changes."""
 
-    def score_batch(self, batch: dict) -> dict[str, torch.Tensor]:
+    def score_batch(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Raw per-clip signals (B,) oriented higher = more anomalous, in clip order within one video.
 
         A method with a per-pixel anomaly map adds it under the key "_map" (B, H, W): the engine uses it for
@@ -179,10 +277,10 @@ class Method:
         return {}
 
     # --- looking inside ----------------------------------------------------------------------------------------------
-    def inspect(self, batch: dict) -> dict[str, torch.Tensor]:
+    def inspect(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Tensors worth looking at in a notebook (`output`: prediction or reconstruction (B, Ch, H, W), ...)."""
         return {}
 
-    def memory_spaces(self, batch: dict) -> dict[str, MemorySpace]:
+    def memory_spaces(self, batch: Batch) -> dict[str, MemorySpace]:
         """{name: MemorySpace} of a batch, for the generic memory analysis and figures; {} without a memory."""
         return {}

@@ -1,6 +1,7 @@
-"""DREAM: Guo et al., "Discriminative-Generative Dual Memory Video Anomaly Detection" (no code released).
+"""DREAM: Guo, Jin, Chen, Nie, Huang, Cai, He, Hua, "Discriminative-Generative Dual Memory Video Anomaly Detection"
+(no code released).
 
-Paper: ../shared/papers/000_080e6ccaddb20257.txt (001 is another conversion). Registered as `dream` (the U-Net
+Registered as `dream` (the U-Net
 backbone, DREAM-UNet) and `dream_convlstm` (the ConvLSTM backbone of MLEP [9], DREAM-ConvLSTM, Sec. IV-B); both share
 everything but the feature extractor and generator. 4 frames in, the 5th predicted (Sec. III-B).
 
@@ -477,11 +478,11 @@ _PAPER = dict(  # Sec. IV-B: 256x256 RGB in [-1, 1], queries 32x32, C = 256 per 
 )
 _SMOKE = dict(image_size=32, channels=1, widths=(8, 8, 16), convlstm_widths=(8, 8, 16), res_blocks=1, feature_dim=8,
               memory_items=4, batch_size=4, epochs=1, lr=2e-4)
-# `cpu`: MNAD-P's cpu resolution and training budget (DESIGN.md "The cpu budget"): 128x128 grey, batch 8, lr 2e-4;
-# C = 64 per memory (MNAD-P's 128 halved, as the paper halves 512), the U-Net stages MNAD-P's. Epochs: MNAD-P's
-# cpu preset trains 154-166 s on ped2-mini (9 epochs, issue 15); one DREAM epoch on ped2-mini's 3-fold split (its
-# normal clips and the fold's labelled ones) took 19.3 s and a DREAM-ConvLSTM epoch 47.5 s at 2 threads (README,
-# "Scoring your own video"), so DREAM gets 8 epochs (about 155 s) and DREAM-ConvLSTM 3 (about 143 s).
+# `cpu`: MNAD-P's cpu resolution and training budget (docs/architecture.md, "The cpu budget"): 128x128 grey, batch 8, lr
+# 2e-4; C = 64 per memory (MNAD-P's 128 halved, as the paper halves 512), the U-Net stages MNAD-P's. Epochs: MNAD-P's
+# cpu preset trains 154-166 s on ped2-mini (9 epochs, issue 15); one DREAM epoch on ped2-mini's 3-fold split (its normal
+# clips and the fold's labelled ones) took 19.3 s and a DREAM-ConvLSTM epoch 47.5 s at 2 threads (README, "Scoring your
+# own video"), so DREAM gets 8 epochs (about 155 s) and DREAM-ConvLSTM 3 (about 143 s).
 _CPU = dict(image_size=128, channels=1, widths=(16, 32, 64), convlstm_widths=(16, 32, 64), res_blocks=2,
             feature_dim=64, memory_items=10, batch_size=8, epochs=8, lr=2e-4, loss_form="mean")
 
@@ -491,13 +492,24 @@ CONVLSTM_PRESETS = {k: DREAMConfig(**{**v.to_dict(), "backbone": "convlstm"}) fo
 CONVLSTM_PRESETS["cpu"] = DREAMConfig(**{**CONVLSTM_PRESETS["cpu"].to_dict(), "epochs": 3})  # the cpu budget, above
 
 
+# Facts read by the shared modules (`vadlab.registration.MethodSpec`): the colour of every figure, seconds per
+# training step measured on the 2-core development machine (one batch: forward, backward, optimiser, memory
+# update; `vadlab reproduce --dry-run` multiplies them by the steps of the data), the paper's own frame AUCs.
 @register_method("dream", config_cls=DREAMConfig, presets=PRESETS,
-                 description="DREAM-UNet: dual normality/abnormality memory with a few labelled anomalies (Guo et al.)")
+                 description="DREAM-UNet: dual normality/abnormality memory with a few labelled anomalies (Guo et al.)",
+                 colour="#029E73",
+                 step_seconds={"cpu": (0.23, "README, Scoring your own video: 19.3 s per epoch of 83 steps on "
+                                             "ped2-mini's 3-fold split, 2 threads")},
+                 reported={"source": "Guo et al. (DREAM), Table II (DREAM-UNet)", "ped2": 0.978, "avenue": 0.912,
+                           "shanghaitech": 0.727})
 class DREAMUNet(DREAM):
     """DREAM with the U-Net backbone."""
 
 
 @register_method("dream_convlstm", config_cls=DREAMConfig, presets=CONVLSTM_PRESETS,
-                 description="DREAM-ConvLSTM: DREAM with MLEP's ConvLSTM backbone (Guo et al., Sec. IV-B)")
+                 description="DREAM-ConvLSTM: DREAM with MLEP's ConvLSTM backbone (Guo et al., Sec. IV-B)",
+                 colour="#CA9161",
+                 reported={"source": "Guo et al. (DREAM), Table II (DREAM-ConvLSTM)", "ped2": 0.985, "avenue": 0.936,
+                           "shanghaitech": 0.795})
 class DREAMConvLSTM(DREAM):
     """DREAM with the ConvLSTM backbone."""

@@ -1,6 +1,6 @@
-"""MNAD: Park, Noh, Ham, "Learning Memory-guided Normality for Anomaly Detection", CVPR 2020.
+"""MNAD: Park, Noh, Ham, "Learning Memory-guided Normality for Anomaly Detection", CVPR 2020 (arXiv:2003.13228).
 
-Paper: ../shared/papers/003_6481cfb26087dde0.txt. Registered as `mnad_pred` (MNAD-P: 4 frames in, predict the
+Registered as `mnad_pred` (MNAD-P: 4 frames in, predict the
 5th, U-Net with skips) and `mnad_recon` (MNAD-R: reconstruct the input frame, skips removed, Sec. 3.1.1).
 
 Choices where the paper is silent or ambiguous (each tested in tests/test_mnad.py). Where the authors' public code
@@ -304,11 +304,11 @@ _COMMON_PAPER = dict(  # Sec. 4.1 "Training": 256x256 in [-1, 1], H = W = 32, C 
     batch_size=4, epochs=60, alpha=1.0, cosine_schedule=True,  # 60 epochs on Ped2 (10 on ShanghaiTech)
 )
 
-# `cpu` presets under the one budget of DESIGN.md ("The `cpu` budget": at most about 3.5 minutes on ped2-mini's 600
-# training frames on 2 cores). Grayscale; the paper's 4-stage U-Net (3 poolings, queries at 1/8 of the frame) with
-# narrower stages; C = 128, M = 10 as in the paper. A 3-stage variant (16x16 queries) scored clearly worse for MNAD-R
-# on ped2-mini (0.74 vs 0.85 micro AUC): the depth matters. Both tasks use the prediction task's lr 2e-4: the paper's
-# 2e-5 for reconstruction is for 60 epochs, and a few CPU epochs learn nothing with it.
+# `cpu` presets under the one budget of docs/architecture.md ("The `cpu` budget": at most about 3.5 minutes on
+# ped2-mini's 600 training frames on 2 cores). Grayscale; the paper's 4-stage U-Net (3 poolings, queries at 1/8 of the
+# frame) with narrower stages; C = 128, M = 10 as in the paper. A 3-stage variant (16x16 queries) scored clearly worse
+# for MNAD-R on ped2-mini (0.74 vs 0.85 micro AUC): the depth matters. Both tasks use the prediction task's lr 2e-4: the
+# paper's 2e-5 for reconstruction is for 60 epochs, and a few CPU epochs learn nothing with it.
 # Chosen by measurement on ped2-mini (2026-12-02, 3 seeds, micro AUC; the frame-difference baseline at the same
 # size beside it; seconds per epoch at 2 threads on that machine, benchmarks/bench_train.py):
 #   size x epochs   MNAD-P                     MNAD-R                     baseline   s/epoch P, R
@@ -350,13 +350,24 @@ RECON_PRESETS = {
 }
 
 
+# Facts read by the shared modules (`vadlab.registration.MethodSpec`): the colour of every figure, seconds per
+# training step measured on the 2-core development machine (one batch: forward, backward, optimiser, memory
+# update; `vadlab reproduce --dry-run` multiplies them by the steps of the data), the paper's own frame AUCs.
 @register_method("mnad_pred", config_cls=MNADConfig, presets=PRED_PRESETS,
-                 description="MNAD-P: memory-guided future frame prediction (Park et al. 2020)")
+                 description="MNAD-P: memory-guided future frame prediction (Park et al. 2020)", colour="#0173B2",
+                 step_seconds={"cpu": (0.25, "issue 15 preset runs: about 18 s per epoch of ped2-mini's 73 steps, "
+                                             "2 threads")},
+                 reported={"source": "Park et al. CVPR 2020, Table 1 (Ours-P w/ Mem.)", "ped2": 0.970,
+                           "avenue": 0.885, "shanghaitech": 0.705})
 class MNADPred(MNAD):
     """MNAD-P: 4 frames in, the 5th predicted."""
 
 
 @register_method("mnad_recon", config_cls=MNADConfig, presets=RECON_PRESETS,
-                 description="MNAD-R: memory-guided frame reconstruction (Park et al. 2020)")
+                 description="MNAD-R: memory-guided frame reconstruction (Park et al. 2020)", colour="#DE8F05",
+                 step_seconds={"cpu": (0.15, "issue 15 preset runs: 11-12 s per epoch of ped2-mini's 75 steps, "
+                                             "2 threads")},
+                 reported={"source": "Park et al. CVPR 2020, Table 1 (Ours-R w/ Mem.)", "ped2": 0.902,
+                           "avenue": 0.828, "shanghaitech": 0.698})
 class MNADRecon(MNAD):
     """MNAD-R: the input frame reconstructed, no skip connections."""

@@ -1,0 +1,187 @@
+"""Papermill runs of the notebooks: `run_notebook`, `read_notebook_scraps`, and `build_report` / `report_notebooks`: the
+executed notebook, its HTML, every figure at 300 dpi and as PDF, metrics, provenance."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from vadlab import viz
+from vadlab.errors import VadlabError
+from vadlab.io import atomic_path, write_json
+from vadlab.reports.index import write_index
+from vadlab.reports.provenance import data_provenance, git_state, package_versions
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def run_notebook(notebook: str | os.PathLike, out_dir: str | os.PathLike, parameters: dict | None = None,
+                 *, kernel: str = "python3", progress: bool = False, cwd: str | os.PathLike | None = None) -> Path:
+    """Execute a notebook with papermill into `out_dir/<name>.ipynb` (written atomically); returns its path.
+
+    The kernel runs in `cwd` (default: the caller's working directory), so relative paths in `parameters` mean
+    what they mean to the caller."""
+    import papermill as pm
+
+    notebook = Path(notebook)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / notebook.name
+    with atomic_path(target) as tmp:
+        pm.execute_notebook(str(notebook), str(tmp), parameters=parameters or {}, kernel_name=kernel,
+                            progress_bar=progress, cwd=str(cwd or Path.cwd()))
+    return target
+
+
+def read_notebook_scraps(path: str | os.PathLike) -> dict:
+    """Values recorded with `scrapbook.glue` in an executed notebook."""
+    import scrapbook as sb
+
+    return {name: scrap.data for name, scrap in sb.read_notebook(str(path)).scraps.items()}
+
+
+# --- reports: executed notebook, HTML, every figure at 300 dpi and as PDF, metrics, provenance, index -------------
+def _defaults(notebook: Path) -> dict:
+    """The parameters a notebook declares, with their default values."""
+    import ast
+
+    import papermill as pm
+
+    out = {}
+    for name, info in pm.inspect_notebook(str(notebook)).items():
+        try:
+            out[name] = ast.literal_eval(info["default"])
+        except (ValueError, SyntaxError):
+            out[name] = info["default"]
+    return out
+
+
+def _html(executed: Path, target: Path) -> None:
+    import warnings
+
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(embed_images=True)
+    with warnings.catch_warnings():  # scrapbook's records have no HTML form, by design
+        warnings.filterwarnings("ignore", message=".*application/scrapbook", category=UserWarning)
+        body, _ = exporter.from_filename(str(executed))
+    with atomic_path(target) as tmp:
+        Path(tmp).write_text(body)
+
+
+def _failure(exc) -> dict:
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        return {"cell": exc.exec_count, "error": f"{exc.ename}: {exc.evalue}"}
+    return {"cell": None, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def build_report(notebook: str | os.PathLike, root: str | os.PathLike = "reports", parameters: dict | None = None, *,
+                 name: str | None = None, cwd: str | os.PathLike | None = None, progress: bool = False) -> dict:
+    """Run `notebook` with papermill into `root/<name>/` (default name: the notebook's) and write there: the executed
+    notebook, `<name>.html` (images embedded), `figures/NN_*.png` (300 dpi) and `.pdf` of every figure the notebook
+    saved through `vadlab.viz`, `metrics.json` (what it recorded with scrapbook), `provenance.json` (parameters,
+    package versions, git commit and dirty flag, seed, device, data root and a checksum of its labels) and
+    `report.json` (status; for a failure the cell that failed and its error).
+
+    The report is built in a temp folder beside, then swapped in; a failing notebook still gets its folder (status
+    "failed", the partial notebook and its HTML) and never touches the other reports. Returns `report.json`'s dict."""
+    import shutil
+
+    import papermill as pm
+
+    notebook = Path(notebook)
+    if not notebook.is_file():
+        raise VadlabError(f"{notebook}: no such notebook")
+    root = Path(root)
+    name = name or notebook.stem
+    params = dict(parameters or {})
+    declared = _defaults(notebook)
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise VadlabError(f"{notebook}: unknown parameter(s) {', '.join(unknown)}; its parameters: "
+                          f"{', '.join(declared)}")
+    root.mkdir(parents=True, exist_ok=True)
+    partial = root / f".{name}.{os.getpid()}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    (partial / "figures").mkdir(parents=True)
+    executed = partial / f"{name}.ipynb"
+    record = {"name": name, "notebook": str(notebook), "status": "ok", "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    t0 = time.perf_counter()
+    previous = os.environ.get(viz.EXPORT_ENV)
+    os.environ[viz.EXPORT_ENV] = str((partial / "figures").resolve())  # the kernel inherits it: viz.save exports
+    try:
+        pm.execute_notebook(str(notebook), str(executed), parameters=params, kernel_name="python3",
+                            progress_bar=progress, cwd=str(cwd or Path.cwd()))
+    except Exception as exc:  # noqa: BLE001  (any failure is recorded, the other reports go on)
+        record.update(status="failed", **_failure(exc))
+    finally:
+        if previous is None:
+            os.environ.pop(viz.EXPORT_ENV, None)
+        else:
+            os.environ[viz.EXPORT_ENV] = previous
+    record["seconds"] = round(time.perf_counter() - t0, 1)
+    scraps = {}
+    if executed.exists():
+        try:
+            scraps = read_notebook_scraps(executed)
+        except Exception:  # noqa: BLE001  (a notebook that failed before recording anything)
+            scraps = {}
+        try:
+            _html(executed, partial / f"{name}.html")
+        except Exception as exc:  # noqa: BLE001
+            record["html_error"] = f"{type(exc).__name__}: {exc}"
+    metrics = {k: v for k, v in scraps.items() if k != "figures"}
+    write_json(partial / "metrics.json", metrics)
+    used = {**declared, **params}
+    data_root = scraps.get("data_root") or used.get("data_root")
+    write_json(partial / "provenance.json", {
+        "notebook": str(notebook), "parameters": used, "packages": package_versions(), "git": git_state(),
+        "seed": used.get("seed"), "device": _device(used.get("device"), scraps.get("device")),
+        "data": data_provenance(data_root) if data_root and Path(data_root).is_dir() else {"root": data_root},
+        "command": " ".join(sys.argv), "host": platform.node(), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+    })
+    record["figures"] = sorted(p.name for p in (partial / "figures").glob("*.png"))
+    record["key_numbers"] = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not
+                             isinstance(v, bool)}
+    write_json(partial / "report.json", record)
+    target = root / name
+    old = root / f".{name}.{os.getpid()}.old"
+    if target.exists():
+        os.replace(target, old)
+    os.replace(partial, target)
+    shutil.rmtree(old, ignore_errors=True)
+    return record
+
+
+def _device(asked, recorded) -> dict:
+    """The device a notebook asked for and the one that means on this machine ("auto": CUDA when there is one)."""
+    import torch
+
+    used = recorded
+    if used is None and isinstance(asked, str):
+        used = "cuda" if asked == "auto" and torch.cuda.is_available() else ("cpu" if asked == "auto" else asked)
+    return {"asked": asked, "used": used, "cuda_available": torch.cuda.is_available()}
+
+
+def report_notebooks(notebooks: list[str | os.PathLike], root: str | os.PathLike = "reports",
+                     parameters: dict | None = None, *, names: list[str] | None = None, progress: bool = False,
+                     per_notebook: dict | None = None) -> list[dict]:
+    """`build_report` for each notebook (each gets only the `parameters` it declares, plus `per_notebook[name]`),
+    then `write_index`. A failing notebook is recorded and the others still run. Returns the records."""
+    records = []
+    for i, notebook in enumerate(notebooks):
+        name = names[i] if names else Path(notebook).stem
+        declared = _defaults(Path(notebook)) if Path(notebook).is_file() else {}
+        params = {k: v for k, v in (parameters or {}).items() if k in declared}
+        params.update((per_notebook or {}).get(name, {}))
+        records.append(build_report(notebook, root, params, name=name, progress=progress))
+        rec = records[-1]
+        print(f"{rec['name']}: {rec['status']}" + (f" at cell {rec.get('cell')}: {rec.get('error')}"
+                                                   if rec["status"] != "ok" else f" ({rec['seconds']:.0f} s)"))
+    write_index(root)
+    return records
