@@ -161,8 +161,8 @@ def _train(method, layout, out: Path, group, interrupts: runs.Interrupts, *, see
         if history:  # the checkpoint's history: a kill between the checkpoint and history.json left it behind
             write_json(out / "history.json", history)
     context = EpochContext(dataset=dataset, optimizer=optimizer, device=dev, seed=seed, world_size=n_procs)
-    watch = guards.WeightWatch(model, reference=((state or {}).get("guard") or {}).get("reference"),
-                               agree=lambda bad: runs.agree_any(bad, group, dev))  # weights and loss, every step
+    watch = guards.WeightWatch(model, state=(state or {}).get("guard"),  # weights and loss, every step
+                               agree=lambda bad: runs.agree_any(bad, group, dev))
 
     def save(epochs_done: int, position: dict | None = None) -> None:
         if group.main:

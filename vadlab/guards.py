@@ -3,9 +3,10 @@ cache too big for the disk.
 
 - `non_finite_tensors(state)`: the tensors of a (nested) state dict holding NaN or Inf, by name.
 - `WeightWatch`: during training, every `CHECK_EVERY` steps (after the optimiser step), one host sync checks that
-  every parameter and buffer (BatchNorm's running statistics included) is finite, and that the step's loss has not
-  exploded against the first `REFERENCE_STEPS` steps of the run (over `LOSS_EXPLOSION` times their mean). Either
-  raises `DivergenceError` naming the tensors or the loss, before any checkpoint could hold them.
+  every parameter and buffer (BatchNorm's running statistics included) is finite, that no parameter has grown over
+  `WEIGHT_GROWTH` times the weights' scale at the start, and that the step's loss has not exploded against the first
+  `REFERENCE_STEPS` steps of the run (over `LOSS_EXPLOSION` times their mean). Any of them raises `DivergenceError`
+  naming the tensors or the loss, before a checkpoint could hold them.
 - `check_resources(config, videos, device)`: before training, the frames held in memory plus an analytic floor on a
   step's activations against the memory available, and the decoded-frame cache about to be written against the free
   disk; exit 2 naming the fields that set them (image_size, batch_size, ...).
@@ -15,6 +16,7 @@ Constants here are ours (the papers are silent on all of them); none is tuned on
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from contextlib import contextmanager
@@ -32,6 +34,9 @@ REFERENCE_STEPS = 10  # the run's first steps whose mean loss is the reference o
 # a step's loss over this many times the reference is a divergence: ours, far above any loss curve of a healthy run
 # (losses fall from their first steps; a stage that adds a loss term stays well within it)
 LOSS_EXPLOSION = 1e4
+# a parameter whose largest |value| grows over this many times the largest |value| of any parameter at the start (at
+# least 1) has diverged: ours; healthy runs of every method stay within 10x (Adam moves a weight by about lr a step)
+WEIGHT_GROWTH = 1e4
 MEMORY_FRACTION = 0.8  # a step may use at most this share of the memory available (the rest: data, caches, others)
 
 
@@ -64,55 +69,85 @@ def non_finite_tensors(state) -> list[tuple[str, str]]:
     return [(n, describe_bad(t)) for (n, t), ok in zip(named, flags.tolist()) if not ok]
 
 
+def _max_abs(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """(n,) largest |value| of each tensor; NaN where a tensor holds NaN, Inf where it holds Inf."""
+    if not tensors:
+        return torch.zeros(0)
+    try:
+        return torch.stack(torch._foreach_norm(tensors, float("inf")))
+    except (AttributeError, RuntimeError):  # an older torch or a mixed-device list
+        return torch.stack([torch.linalg.vector_norm(t.detach(), float("inf")) for t in tensors])
+
+
 class WeightWatch:
     """The training loop's divergence check on the weights and on the loss (see the module's docstring).
 
-    `reference`: the mean loss of the run's first steps, kept in the checkpoint so a resumed run compares against
-    the same steps."""
+    Every `every` steps, one host sync: every parameter and floating-point buffer finite, no parameter's largest
+    |value| over `WEIGHT_GROWTH` times the run's starting scale (the largest |value| of any parameter when training
+    started, at least 1), and the step's loss at most `LOSS_EXPLOSION` times the mean of the run's first
+    `REFERENCE_STEPS` steps. The scale and the reference are kept in the checkpoint (`state`), so a resumed run
+    compares against the same start. `agree(bad)`: under torchrun, bad on any process."""
 
-    def __init__(self, model: torch.nn.Module, every: int = CHECK_EVERY, reference: float | None = None,
+    def __init__(self, model: torch.nn.Module, every: int = CHECK_EVERY, state: dict | None = None,
                  factor: float = LOSS_EXPLOSION, agree=None):
-        self.every, self.factor, self.reference = every, factor, reference
-        self.agree = agree  # under torchrun: bad on any process -> bad on every process (one small all_reduce)
-        self.named = [(f"parameter {n}", p) for n, p in model.named_parameters()]
-        self.named += [(f"buffer {n}", b) for n, b in model.named_buffers() if b.is_floating_point()]
-        self._tensors = [t for _, t in self.named]
+        state = state or {}
+        self.every, self.factor, self.agree = every, factor, agree
+        self.reference = state.get("reference")
+        params = [(n, p) for n, p in model.named_parameters() if p.numel()]
+        buffers = [(n, b) for n, b in model.named_buffers() if b.is_floating_point() and b.numel()]
+        self.names = [f"parameter {n}" for n, _ in params] + [f"buffer {n}" for n, _ in buffers]
+        self.params, self.buffers = [p.detach() for _, p in params], [b for _, b in buffers]
+        self.scale = state.get("scale")
+        if self.scale is None:
+            self.scale = max(1.0, float(_max_abs(self.params).max())) if self.params else 1.0
         self._first: list[torch.Tensor] = []
         self.steps = 0
 
     def state(self) -> dict:
-        return {"reference": self.reference}
+        return {"reference": self.reference, "scale": self.scale}
 
     def after_step(self, loss: torch.Tensor, where: str, kept: str) -> None:
         """Call after the optimiser step (and the method's post-step update) with the step's total loss."""
         self.steps += 1
+        loss = loss.detach().float().reshape(1)
         if self.reference is None:
-            self._first.append(loss.detach().float().reshape(()))
+            self._first.append(loss)
             if len(self._first) == REFERENCE_STEPS:
-                self.reference = float(torch.stack(self._first).mean())
+                self.reference = float(torch.cat(self._first).mean())
                 self._first = []
         if not self.every or self.steps % self.every:
             return
-        finite = torch.stack([torch.isfinite(t).all() for t in self._tensors])
-        ok = torch.cat([finite, (loss.detach().float().reshape(1) <= self.factor * self.reference)
-                        if self.reference is not None and self.reference > 0 else finite[:1]])
-        fine = bool(ok.all())  # the one host sync
+        sizes = _max_abs(self.params + self.buffers)  # (P + B,)
+        limits = torch.full_like(sizes, float("inf"))
+        limits[:len(self.params)] = WEIGHT_GROWTH * self.scale
+        bound = self.factor * self.reference if self.reference is not None and self.reference > 0 else float("inf")
+        checks = torch.cat([torch.isfinite(sizes) & (sizes <= limits), loss.to(sizes.device) <= bound])
+        fine = bool(checks.all())  # the one host sync
         if self.agree is not None:
             fine = not self.agree(not fine)
         if fine:
             return
-        if bool(ok.all()):
-            raise DivergenceError(f"training diverged at {where} on another process; {kept}")
-        bad = [(n, describe_bad(t)) for (n, t), f in zip(self.named, finite.tolist()) if not f]
+        hint = f"; {kept}. A lower lr (--set lr=...) or grad_clip may help"
+        sizes = sizes.cpu()
+        bad = [(n, t) for n, t, v in zip(self.names, self.params + self.buffers, sizes.tolist())
+               if not math.isfinite(v)]
         if bad:
-            shown = ", ".join(f"{n} ({d})" for n, d in bad[:6]) + (f" and {len(bad) - 6} more" if len(bad) > 6
-                                                                    else "")
+            shown = ", ".join(f"{n} ({describe_bad(t)})" for n, t in bad[:6])
+            more = f" and {len(bad) - 6} more" if len(bad) > 6 else ""
             raise DivergenceError(f"training diverged at {where}: non-finite values in {len(bad)} tensor(s) after "
-                                  f"the optimiser step: {shown}; {kept}. A lower lr (--set lr=...) or grad_clip may "
-                                  "help")
-        raise DivergenceError(f"training diverged at {where}: loss {float(loss):.4g} is over {self.factor:g} times "
-                              f"the mean of the run's first {REFERENCE_STEPS} steps ({self.reference:.4g}); {kept}. "
-                              "A lower lr (--set lr=...) or grad_clip may help")
+                                  f"the optimiser step: {shown}{more}{hint}")
+        limit = WEIGHT_GROWTH * self.scale
+        grown = [(n, v) for n, v in zip(self.names, sizes[:len(self.params)].tolist()) if v > limit]
+        if grown:
+            shown = ", ".join(f"{n} (|w| up to {v:.3g})" for n, v in grown[:6])
+            more = f" and {len(grown) - 6} more" if len(grown) > 6 else ""
+            raise DivergenceError(f"training diverged at {where}: weights over {WEIGHT_GROWTH:g} times their scale "
+                                  f"at the start ({self.scale:.3g}): {shown}{more}{hint}")
+        if float(loss) > bound:
+            raise DivergenceError(f"training diverged at {where}: loss {float(loss):.4g} is over {self.factor:g} "
+                                  f"times the mean of the run's first {REFERENCE_STEPS} steps "
+                                  f"({self.reference:.4g}){hint}")
+        raise DivergenceError(f"training diverged at {where} on another process{hint}")
 
 
 # --- memory -------------------------------------------------------------------------------------------------------
