@@ -19,13 +19,14 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import torch
 
-from vadlab.errors import ConfigError, DataError, DivergenceError
+from vadlab.errors import ConfigError, DataError, DivergenceError, VadlabError, VadlabWarning
 
 # steps between two weight checks; 0 turns the check off. Every step by default: the measured cost is small (see
 # docs/safety.md); $VADLAB_CHECK_EVERY changes it (e.g. for measuring that cost).
@@ -316,3 +317,49 @@ def removed_if_left_empty(folder: str | os.PathLike) -> Iterator[None]:
             except OSError:
                 break
         raise
+
+
+# --- inputs that are not what they claim ----------------------------------------------------------------------
+def check_notebook(path: str | os.PathLike) -> None:
+    """VadlabError unless `path` is a Jupyter notebook nbformat reads (what `vadlab report` runs)."""
+    import nbformat
+
+    path = Path(path)
+    if not path.is_file():
+        raise VadlabError(f"{path}: no such notebook")
+    try:
+        nbformat.read(path, as_version=4)
+    except Exception as exc:  # JSON errors, a missing nbformat field, a binary file: whatever nbformat raises
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise VadlabError(f"{path}: not a Jupyter notebook ({first}); `vadlab report` runs .ipynb files "
+                          "(the sources in notebooks/src are built into notebooks/ with `make notebooks`)") from None
+
+
+def metrics_files(folder: str | os.PathLike) -> list[Path]:
+    """The metrics.json of each evaluated run in `folder` (a folder of runs, or one run folder), for `vadlab
+    compare`; a warning names the runs there that were never evaluated."""
+    folder = Path(folder)
+    runs = [folder] if (folder / "run.json").exists() else sorted(p for p in folder.iterdir() if p.is_dir())
+    found = [r / "metrics.json" for r in runs if (r / "metrics.json").exists()]
+    unevaluated = [r for r in runs if (r / "run.json").exists() and not (r / "metrics.json").exists()]
+    if unevaluated:
+        warnings.warn(f"left out, never evaluated (no metrics.json; `vadlab evaluate RUN` writes it): "
+                      f"{', '.join(map(str, unevaluated))}", VadlabWarning, stacklevel=2)
+    return found
+
+
+def no_evaluated_runs(group: str) -> VadlabError:
+    return VadlabError(f"{group}: no evaluated run (a run folder holds metrics.json once `vadlab evaluate RUN` has "
+                       "scored it); nothing to compare")
+
+
+def check_test_split(method, data) -> None:
+    """Before a `train --evaluate`: read every test frame (and extra input) the evaluation will score, as it will
+    read them (decoded into the frame cache), so a broken test frame fails before the training, not after it."""
+    from vadlab.data.layout import as_layout
+
+    layout = as_layout(data)
+    videos = layout.split("testing")
+    if not videos:
+        raise DataError(f"{layout.root}: no testing videos to evaluate on (drop --evaluate, or add testing/)")
+    method.test_dataset(videos)

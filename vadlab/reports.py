@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vadlab import viz
+from vadlab import guards, viz
 from vadlab.data.layout import as_layout, check_layout
 from vadlab.engine import git_commit
 from vadlab.errors import VadlabError
@@ -141,7 +141,7 @@ def compare_runs(groups: list[str | os.PathLike], out: str | os.PathLike | None 
         for folder in folders:
             if not folder.is_dir():
                 raise VadlabError(f"{folder}: no such run folder")
-            for file in sorted(folder.glob("*/metrics.json")):
+            for file in guards.metrics_files(folder):  # warns of runs never evaluated
                 report = json.loads(file.read_text())
                 name = "frame_difference" if report.get("method") == "frame_difference" else file.parent.name
                 found.setdefault(name, []).append(report)
@@ -151,7 +151,7 @@ def compare_runs(groups: list[str | os.PathLike], out: str | os.PathLike | None 
         if "frame_difference" not in found and baseline:
             found["frame_difference"] = baseline[:1]  # the baseline is deterministic: one copy
         if not found:
-            continue
+            raise guards.no_evaluated_runs(str(group))
         rows[label], spread[label] = {}, {}
         for name, reports in found.items():
             values = [r[metric] for r in reports]
