@@ -363,3 +363,14 @@ def check_test_split(method, data) -> None:
     if not videos:
         raise DataError(f"{layout.root}: no testing videos to evaluate on (drop --evaluate, or add testing/)")
     method.test_dataset(videos)
+
+
+def short_video(path, header_frames: int | None, decoded: int) -> str | None:
+    """A warning (returned, and issued) when a video file decodes fewer frames than its header announces (a file
+    cut short or damaged), else None."""
+    if header_frames is None or decoded >= header_frames:
+        return None
+    message = (f"{path}: its header announces {header_frames} frames but only {decoded} could be decoded (the file is "
+               f"cut short or damaged); the last {header_frames - decoded} are not scored")
+    warnings.warn(message, VadlabWarning, stacklevel=2)
+    return message
