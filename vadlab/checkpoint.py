@@ -122,7 +122,7 @@ def _reason(exc: Exception) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     useful = [line for line in lines if not line.startswith(("Weights only load failed", "Check the documentation",
                                                               "(1)", "(2)", "Please file an issue"))]
-    return (useful or lines or [type(exc).__name__])[0][:200]
+    return (useful or lines or [type(exc).__name__])[0].split(". Please use")[0][:200]
 
 
 def _safe_load(path: Path, device) -> Any:
@@ -135,8 +135,8 @@ def _safe_load(path: Path, device) -> Any:
         try:  # format 1: NumPy RNG arrays; nothing but array construction is allowed in addition
             with torch.serialization.safe_globals(_numpy_globals()):
                 return torch.load(path, map_location=device, weights_only=True)
-        except pickle.UnpicklingError:
-            pass
+        except pickle.UnpicklingError as exc:
+            first = exc  # what even the NumPy names do not cover
     raise DataError(f"{path}: refused: it holds Python objects that a safe load does not build ({_reason(first)}). "
                     "Nothing in it was run. A checkpoint written by vadlab holds tensors and plain data only; if this "
                     f"file is yours and you trust it (an older vadlab's), convert it with `{CONVERT} {path}` and run "
@@ -169,6 +169,29 @@ def load(path: str | Path, device="cpu", *, method: str | None = None, check_fin
     return _map_rng(state, rng_from_plain)
 
 
+def _plain(obj, where, key: str = ""):
+    """`obj` as tensors and plain data: NumPy arrays as tensors (the RNG tuple keeps its arrays for `rng_to_plain`),
+    NumPy scalars as numbers, paths as strings, dataclasses as dicts; anything else is named and refused."""
+    import dataclasses
+
+    if obj is None or isinstance(obj, (bool, int, float, str, bytes)) or torch.is_tensor(obj):
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj if key.endswith(".numpy.1") else torch.from_numpy(obj.copy())
+    if isinstance(obj, Path):
+        return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _plain(dataclasses.asdict(obj), where, key)
+    if isinstance(obj, dict):
+        return {k: _plain(v, where, f"{key}.{k}") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(v, where, f"{key}.{i}") for i, v in enumerate(obj))
+    raise DataError(f"{where}: {key.lstrip('.') or 'the checkpoint'} holds a {type(obj).__name__}, which has no plain "
+                    "form; this file cannot be converted")
+
+
 def convert(path: str | Path) -> Path:
     """Rewrite an older checkpoint you trust as a format-2 one (tensors and plain data only).
 
@@ -186,7 +209,7 @@ def convert(path: str | Path) -> Path:
     state = torch.load(path, map_location="cpu", weights_only=False)  # knowingly: the user trusts this file
     if not isinstance(state, dict) or "method" not in state:
         raise DataError(f"{path}: not a vadlab checkpoint")
-    state = {k: v for k, v in state.items() if k != "format"}
+    state = _plain({k: v for k, v in state.items() if k != "format"}, path)
     kept = path.with_name(path.name + ".unsafe")
     if kept.exists():
         raise DataError(f"{kept}: exists; move it away first (it would be overwritten)")

@@ -374,3 +374,40 @@ def short_video(path, header_frames: int | None, decoded: int) -> str | None:
                f"cut short or damaged); the last {header_frames - decoded} are not scored")
     warnings.warn(message, VadlabWarning, stacklevel=2)
     return message
+
+
+# --- signals ------------------------------------------------------------------------------------------------------
+class Signalled(BaseException):
+    """SIGINT or SIGTERM inside `signals_raise`: a BaseException (as KeyboardInterrupt), so no `except Exception`
+    swallows it, and every `with` block on the way out closes its files (their bytes are flushed)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        import signal
+
+        return signal.Signals(self.signum).name
+
+
+@contextmanager
+def signals_raise() -> Iterator[None]:
+    """SIGINT and SIGTERM raise `Signalled` inside the block (main thread only; elsewhere nothing changes)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Signalled(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, signal.SIG_DFL if h is None else h)
