@@ -89,10 +89,11 @@ class WeightWatch:
     `REFERENCE_STEPS` steps. The scale and the reference are kept in the checkpoint (`state`), so a resumed run
     compares against the same start. `agree(bad)`: under torchrun, bad on any process."""
 
-    def __init__(self, model: torch.nn.Module, every: int = CHECK_EVERY, state: dict | None = None,
+    def __init__(self, model: torch.nn.Module, every: int | None = None, state: dict | None = None,
                  factor: float = LOSS_EXPLOSION, agree=None):
         state = state or {}
-        self.every, self.factor, self.agree = every, factor, agree
+        self.every = CHECK_EVERY if every is None else every
+        self.factor, self.agree = factor, agree
         self.reference = state.get("reference")
         params = [(n, p) for n, p in model.named_parameters() if p.numel()]
         buffers = [(n, b) for n, b in model.named_buffers() if b.is_floating_point() and b.numel()]
