@@ -9,14 +9,17 @@ batch sampler), outputs whose name starts with "_" (e.g. MNAD's queries) are gat
 `after_optimizer_step`, so a memory update sees the global batch, and only rank 0 writes files and shows progress.
 
 A run folder holds `run.json` (what was run), `checkpoint.pt` (model with its memory, optimiser, scheduler, RNG
-states, epoch, history, `format`; written atomically after every epoch), `history.json`, and after evaluation
+states, epoch, history, `format`; tensors and plain data only, read without running code, never holding NaN or Inf:
+`vadlab.checkpoint`; written atomically after every epoch), `history.json`, and after evaluation
 `metrics.json` and `scores.npz`. At the end of training the run scores its normal training frames and stores the
 distribution of each raw signal in `calibration.npz` (`calibrate`; what `vadlab score` maps new frames onto).
 `fit(..., resume=True)` continues from the last checkpoint and, on the CPU with
 the same seed, ends with the same weights as an uninterrupted run.
 
 Nothing silent, nothing clobbered (`vadlab.runs`): `run.lock` keeps a second training or evaluation out of the
-folder; a NaN or Inf loss term stops training before that step's optimiser step (`DivergenceError`); SIGINT or
+folder; a NaN or Inf loss term stops training before that step's optimiser step, and after each step non-finite or
+runaway weights or buffers, or a loss far above the run's first steps, stop it (`vadlab.guards`, `DivergenceError`);
+a resume must match the run's seed, method, data and labels; SIGINT or
 SIGTERM stop it after the current step with a checkpoint that also holds the position inside the epoch
 (`"position"`: batches done, the epoch's running loss sums, the RNG states at the epoch's start), from which a
 resume replays the epoch's start (hook, loader), restores the state and skips the batches done: same weights.

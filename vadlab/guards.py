@@ -221,15 +221,18 @@ def check_resources(config, videos, device: torch.device) -> None:
 
     videos = list(videos)
     frames = sum(len(v) for v in videos)
-    held = frames * _frame_bytes(config)
-    step = step_bytes(config)
-    avail = available_memory(device)
-    if avail is not None and held + step > MEMORY_FRACTION * avail:
-        raise ConfigError(f"training needs about {_human(held + step)} of memory ({frames} training frames at "
-                          f"image_size={config.image_size}: {_human(held)}; a step of batch_size={config.batch_size}: "
-                          f"at least {_human(step)}), more than {MEMORY_FRACTION:.0%} of the {_human(avail)} "
-                          f"available on {device}; lower the fields that set it: "
-                          f"{_fields(config, SIZE_FIELDS)}")
+    held = frames * _frame_bytes(config)  # in host memory, whatever the device
+    step = step_bytes(config)  # on the device
+    cpu = torch.device("cpu")
+    places = [(cpu, held + step)] if device.type == "cpu" else [(cpu, held), (device, step)]
+    for where, need in places:
+        avail = available_memory(where)
+        if avail is not None and need > MEMORY_FRACTION * avail:
+            raise ConfigError(f"training needs about {_human(need)} of memory on {where} ({frames} training frames "
+                              f"at image_size={config.image_size}: {_human(held)}; a step of "
+                              f"batch_size={config.batch_size}: at least {_human(step)}), more than "
+                              f"{MEMORY_FRACTION:.0%} of the {_human(avail)} available there; lower the fields that "
+                              f"set it: {_fields(config, SIZE_FIELDS)}")
     uncached = sum(len(v) for v in videos
                    if not (cache_dir() / f"{_cache_key(v.frames, config.image_size, config.channels)}.npy").exists())
     check_disk(uncached * _frame_bytes(config), cache_dir(), "the decoded-frame cache ($VADLAB_CACHE)",
