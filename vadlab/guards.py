@@ -2,11 +2,11 @@
 cache too big for the disk.
 
 - `non_finite_tensors(state)`: the tensors of a (nested) state dict holding NaN or Inf, by name.
-- `WeightWatch`: during training, every `CHECK_EVERY` steps (after the optimiser step), one host sync checks that
-  every parameter and buffer (BatchNorm's running statistics included) is finite, that no parameter has grown over
-  `WEIGHT_GROWTH` times the weights' scale at the start, and that the step's loss has not exploded against the first
-  `REFERENCE_STEPS` steps of the run (over `LOSS_EXPLOSION` times their mean). Any of them raises `DivergenceError`
-  naming the tensors or the loss, before a checkpoint could hold them.
+- `WeightWatch`: during training, every `CHECK_EVERY` steps (after the optimiser step), one fused norm per tensor
+  and one host sync check that every parameter and buffer (BatchNorm's running statistics included) is finite, that
+  no parameter's root-mean-square has grown over `WEIGHT_GROWTH` times the weights' scale at the start, and that the
+  step's loss has not exploded against the first `REFERENCE_STEPS` steps of the run (over `LOSS_EXPLOSION` times
+  their mean). Any of them raises `DivergenceError` naming the tensors or the loss, before a checkpoint holds them.
 - `check_resources(config, videos, device)`: before training, the frames held in memory plus an analytic floor on a
   step's activations against the memory available, and the decoded-frame cache about to be written against the free
   disk; exit 2 naming the fields that set them (image_size, batch_size, ...).
@@ -35,7 +35,7 @@ REFERENCE_STEPS = 10  # the run's first steps whose mean loss is the reference o
 # a step's loss over this many times the reference is a divergence: ours, far above any loss curve of a healthy run
 # (losses fall from their first steps; a stage that adds a loss term stays well within it)
 LOSS_EXPLOSION = 1e4
-# a parameter whose largest |value| grows over this many times the largest |value| of any parameter at the start (at
+# a parameter whose root-mean-square grows over this many times the largest |value| of any parameter at the start (at
 # least 1) has diverged: ours (Adam moves a weight by about lr a step; lr <= 1). Every method's smoke run on the tiny
 # synthetic data ends with its largest weight within 1.02x of that scale; lr=1e6 passes 1e4x at the first step
 WEIGHT_GROWTH = 1e4
@@ -71,24 +71,25 @@ def non_finite_tensors(state) -> list[tuple[str, str]]:
     return [(n, describe_bad(t)) for (n, t), ok in zip(named, flags.tolist()) if not ok]
 
 
-def _max_abs(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """(n,) largest |value| of each tensor; NaN where a tensor holds NaN, Inf where it holds Inf."""
+def _norms(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """(n,) L2 norm of each tensor in one fused pass: NaN where a tensor holds NaN, Inf where it holds Inf (or its
+    squares overflow). The fast test; what failed is then looked at tensor by tensor."""
     if not tensors:
         return torch.zeros(0)
     try:
-        return torch.stack(torch._foreach_norm(tensors, float("inf")))
+        return torch.stack(torch._foreach_norm(tensors, 2.0))
     except (AttributeError, RuntimeError):  # an older torch or a mixed-device list
-        return torch.stack([torch.linalg.vector_norm(t.detach(), float("inf")) for t in tensors])
+        return torch.stack([torch.linalg.vector_norm(t.detach()) for t in tensors])
 
 
 class WeightWatch:
     """The training loop's divergence check on the weights and on the loss (see the module's docstring).
 
-    Every `every` steps, one host sync: every parameter and floating-point buffer finite, no parameter's largest
-    |value| over `WEIGHT_GROWTH` times the run's starting scale (the largest |value| of any parameter when training
-    started, at least 1), and the step's loss at most `LOSS_EXPLOSION` times the mean of the run's first
-    `REFERENCE_STEPS` steps. The scale and the reference are kept in the checkpoint (`state`), so a resumed run
-    compares against the same start. `agree(bad)`: under torchrun, bad on any process."""
+    Every `every` steps, one host sync over one fused norm of every parameter and floating-point buffer: each finite,
+    no parameter's root-mean-square over `WEIGHT_GROWTH` times the run's starting scale (the largest |value| of any
+    parameter when training started, at least 1), and the step's loss at most `LOSS_EXPLOSION` times the mean of the
+    run's first `REFERENCE_STEPS` steps. The scale and the reference are kept in the checkpoint (`state`), so a
+    resumed run compares against the same start. `agree(bad)`: under torchrun, bad on any process."""
 
     def __init__(self, model: torch.nn.Module, every: int | None = None, state: dict | None = None,
                  factor: float = LOSS_EXPLOSION, agree=None):
@@ -99,10 +100,14 @@ class WeightWatch:
         params = [(n, p) for n, p in model.named_parameters() if p.numel()]
         buffers = [(n, b) for n, b in model.named_buffers() if b.is_floating_point() and b.numel()]
         self.names = [f"parameter {n}" for n, _ in params] + [f"buffer {n}" for n, _ in buffers]
-        self.params, self.buffers = [p.detach() for _, p in params], [b for _, b in buffers]
+        self.tensors = [p.detach() for _, p in params] + [b for _, b in buffers]
         self.scale = state.get("scale")
         if self.scale is None:
-            self.scale = max(1.0, float(_max_abs(self.params).max())) if self.params else 1.0
+            self.scale = max([1.0] + [float(p.detach().abs().max()) for _, p in params])
+        device = self.tensors[0].device if self.tensors else torch.device("cpu")
+        # a parameter's norm at most WEIGHT_GROWTH * scale * sqrt(numel): its root-mean-square within the bound
+        self.limits = torch.tensor([WEIGHT_GROWTH * self.scale * math.sqrt(p.numel()) for _, p in params]
+                                   + [math.inf] * len(buffers), device=device)
         self._first: list[torch.Tensor] = []
         self.steps = 0
 
@@ -120,36 +125,33 @@ class WeightWatch:
                 self._first = []
         if not self.every or self.steps % self.every:
             return
-        sizes = _max_abs(self.params + self.buffers)  # (P + B,)
-        limits = torch.full_like(sizes, float("inf"))
-        limits[:len(self.params)] = WEIGHT_GROWTH * self.scale
-        bound = self.factor * self.reference if self.reference is not None and self.reference > 0 else float("inf")
-        checks = torch.cat([torch.isfinite(sizes) & (sizes <= limits), loss.to(sizes.device) <= bound])
+        norms = _norms(self.tensors)
+        bound = self.factor * self.reference if self.reference is not None and self.reference > 0 else math.inf
+        checks = torch.cat([torch.isfinite(norms) & (norms <= self.limits), loss.to(norms.device) <= bound])
         fine = bool(checks.all())  # the one host sync
         if self.agree is not None:
             fine = not self.agree(not fine)
         if fine:
             return
+        self._raise(checks[:-1].cpu().tolist(), float(loss), bound, where, kept)
+
+    def _raise(self, ok: list[bool], loss: float, bound: float, where: str, kept: str) -> None:
         hint = f"; {kept}. A lower lr (--set lr=...) or grad_clip may help"
-        sizes = sizes.cpu()
-        bad = [(n, t) for n, t, v in zip(self.names, self.params + self.buffers, sizes.tolist())
-               if not math.isfinite(v)]
+        failed = [(n, t) for n, t, good in zip(self.names, self.tensors, ok) if not good]
+        bad = [(n, t) for n, t in failed if not bool(torch.isfinite(t).all())]
         if bad:
             shown = ", ".join(f"{n} ({describe_bad(t)})" for n, t in bad[:6])
             more = f" and {len(bad) - 6} more" if len(bad) > 6 else ""
             raise DivergenceError(f"training diverged at {where}: non-finite values in {len(bad)} tensor(s) after "
                                   f"the optimiser step: {shown}{more}{hint}")
-        limit = WEIGHT_GROWTH * self.scale
-        grown = [(n, v) for n, v in zip(self.names, sizes[:len(self.params)].tolist()) if v > limit]
-        if grown:
-            shown = ", ".join(f"{n} (|w| up to {v:.3g})" for n, v in grown[:6])
-            more = f" and {len(grown) - 6} more" if len(grown) > 6 else ""
+        if failed:
+            shown = ", ".join(f"{n} (|w| up to {float(t.abs().max()):.3g})" for n, t in failed[:6])
+            more = f" and {len(failed) - 6} more" if len(failed) > 6 else ""
             raise DivergenceError(f"training diverged at {where}: weights over {WEIGHT_GROWTH:g} times their scale "
                                   f"at the start ({self.scale:.3g}): {shown}{more}{hint}")
-        if float(loss) > bound:
-            raise DivergenceError(f"training diverged at {where}: loss {float(loss):.4g} is over {self.factor:g} "
-                                  f"times the mean of the run's first {REFERENCE_STEPS} steps "
-                                  f"({self.reference:.4g}){hint}")
+        if loss > bound:
+            raise DivergenceError(f"training diverged at {where}: loss {loss:.4g} is over {self.factor:g} times the "
+                                  f"mean of the run's first {REFERENCE_STEPS} steps ({self.reference:.4g}){hint}")
         raise DivergenceError(f"training diverged at {where} on another process{hint}")
 
 
