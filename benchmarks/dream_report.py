@@ -1,8 +1,8 @@
 """Tables and figures of DREAM's measurements (benchmarks/dream_study.sh) into reports/dream/.
 
 Usage: python benchmarks/dream_report.py STUDY_DIR [OUT]   (STUDY_DIR as given to dream_study.sh)
-Reads every evaluated run; computes the r statistics (Sec. IV-G) and `dream.diagnostics` of the DREAM runs (a few
-seconds each on the CPU); writes tables.md, numbers.json and the figures.
+Reads every evaluated run; computes the r statistics (Sec. IV-G) and `vadlab.analysis.dream.diagnostics` of the
+DREAM runs (a few seconds each on the CPU); writes tables.md, numbers.json and the figures.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from vadlab import analysis, engine, viz
+from vadlab.analysis import dream
 from vadlab.data import splits
 from vadlab.data.layout import load_layout
 from vadlab.io import write_json
-from vadlab.models import dream
 
 
 def _reports(folder: Path) -> dict[str, list[dict]]:

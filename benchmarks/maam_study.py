@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vadlab import engine  # noqa: E402
+from vadlab.analysis.maam import branch_aucs  # noqa: E402
 from vadlab.config import parse_set_args  # noqa: E402
 from vadlab.data.layout import load_layout  # noqa: E402
-from vadlab.models.maam import branch_aucs  # noqa: E402
 from vadlab.registry import create_method  # noqa: E402
 
 

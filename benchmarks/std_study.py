@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from vadlab import engine
+from vadlab.analysis import std as std_analysis
 from vadlab.io import write_json
 from vadlab.models import std as S
 from vadlab.registry import create_method
@@ -33,13 +34,13 @@ def run(data: str, out: str, seed: int, ablations: list[str], sets: dict) -> dic
     wall = time.perf_counter() - t0
     report = engine.evaluate_run(out, data, device="cpu", progress=False)
     info = {"data": data, "seed": seed, "ablations": ablations, "sets": sets, "wall_train_s": wall,
-            "stage_seconds": S.stage_seconds(history, method.config.pretrain_epochs),
+            "stage_seconds": std_analysis.stage_seconds(history, method.config.pretrain_epochs),
             "kmeans_init_seconds": getattr(method, "kmeans_seconds", None),
             "scoring_seconds": report["scoring_seconds"], "micro_auc": report["micro_auc"],
             "baseline_same_frames": report["baseline_frame_difference"]["on_method_frames"]["micro_auc"],
             "per_signal_auc": report["per_signal_auc"]}
     if report.get("per_type_auc"):
-        info["per_type_signal_auc"] = S.per_type_signal_auc(out, data)
+        info["per_type_signal_auc"] = std_analysis.per_type_signal_auc(out, data)
     if method.config.streams == "both":  # the diagnostic: xbar_lif = x_fif (real) + xbar_diff
         real = engine.evaluate_run(out, data, device="cpu", progress=False, overrides={"score_frame": "real"})
         info["score_frame_real"] = {"micro_auc": real["micro_auc"], "per_signal_auc": real["per_signal_auc"]}

@@ -16,19 +16,19 @@ import torch
 from conftest import write_random_layout
 
 from vadlab import engine, memory
-from vadlab.data.clips import ClipSpec
-from vadlab.data.layout import load_layout
-from vadlab.data.sampling import PureClipDataset, clip_labels, mixed_batches
-from vadlab.errors import ConfigError, DataError
-from vadlab.models.dream import (
+from vadlab.analysis.dream import (
     diagnostics,
     memory_distance_ratio,
     r_statistics,
     r_table,
     table_iii,
     train_table_iii,
-    triplet_indices,
 )
+from vadlab.data.clips import ClipSpec
+from vadlab.data.layout import load_layout
+from vadlab.data.sampling import PureClipDataset, clip_labels, mixed_batches
+from vadlab.errors import ConfigError, DataError
+from vadlab.models.dream import triplet_indices
 from vadlab.registry import create_method
 
 

@@ -13,11 +13,12 @@ import pytest
 import torch
 
 from vadlab import engine, memory
+from vadlab.analysis.maam import branch_aucs
 from vadlab.data.flow import load_flow
 from vadlab.data.layout import load_layout
 from vadlab.errors import ConfigError
 from vadlab.eval.scores import normalise, patch_sums, pscd_map, pscd_scores
-from vadlab.models.maam import MAAMNet, branch_aucs, items_selected
+from vadlab.models.maam import MAAMNet, items_selected
 from vadlab.registry import create_method, get_config
 
 

@@ -118,8 +118,8 @@ def test_net_shapes_at_the_paper_size():
 
 
 def test_memory_diagnostics(random_layout):
+    from vadlab.analysis.mnad import memory_diagnostics
     from vadlab.data.layout import load_layout
-    from vadlab.models.mnad import memory_diagnostics
 
     m = create_method("mnad_pred", "smoke")
     diag = memory_diagnostics(m, load_layout(random_layout).training)

@@ -16,6 +16,7 @@ from conftest import assert_same_tensors, checkpoint, write_random_layout
 from torch import nn
 
 from vadlab import engine
+from vadlab.analysis.std import per_type_signal_auc
 from vadlab.data.layout import LayoutWriter, load_layout
 from vadlab.errors import ConfigError
 from vadlab.eval.metrics import evaluate, frame_auc
@@ -402,7 +403,7 @@ def test_bad_configs_are_refused_with_a_value_that_works(overrides, message):
 def test_per_type_signal_auc_on_synthetic(tiny_synthetic, tmp_path):
     engine.fit(_method(epochs=1), tiny_synthetic, tmp_path / "run", device="cpu", progress=False)
     report = engine.evaluate_run(tmp_path / "run", tiny_synthetic, device="cpu", progress=False)
-    per_type = S.per_type_signal_auc(tmp_path / "run", tiny_synthetic)
+    per_type = per_type_signal_auc(tmp_path / "run", tiny_synthetic)
     assert {"neg_regularity", "app_error", "mot_error", "cluster", "score"} <= set(per_type)
     assert per_type["score"] == pytest.approx(report["per_type_auc"])  # the fused score: the engine's own numbers
     assert all(0 <= a <= 1 for per in per_type.values() for a in per.values())

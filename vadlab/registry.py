@@ -1,7 +1,9 @@
 """One registry for every method: `register_method`, `create_method`, `list_methods` (timm style).
 
-A method module registers its glue class with its Config class and presets; the engine, CLI, notebooks and tests
-only go through this registry, so a new method plugs in without touching the pipeline. Methods outside the package
+A method module registers its glue class with its Config class and presets (`vadlab.registration`, the low layer
+that method files import); the engine, CLI, notebooks and tests look methods up here, one layer above
+`vadlab.models`: the lookups import the built-in methods and the plugins. So a new method plugs in without touching
+the pipeline. Methods outside the package
 (your own, or a test's) load from `$VADLAB_PLUGINS`: module names or `.py` files, separated by commas.
 """
 
@@ -11,48 +13,15 @@ import importlib
 import importlib.util
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from vadlab.config import apply_overrides
 from vadlab.errors import ConfigError
+from vadlab.registration import _REGISTRY, PRESETS, MethodSpec, ordered_presets, register_method
 
-PRESETS = ("smoke", "cpu", "paper")
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    name: str
-    cls: type  # the method's training glue class (takes a config)
-    config_cls: type
-    presets: dict  # preset name -> config instance
-    description: str
-
-
-_REGISTRY: dict[str, MethodSpec] = {}
-
-
-def register_method(name: str, *, config_cls: type, presets: dict, description: str = "") -> Callable[[type], type]:
-    """Class decorator: register a method under `name` with its presets (`smoke`, `cpu`, `paper`)."""
-    missing = [p for p in PRESETS if p not in presets]
-    if missing:
-        raise ValueError(f"method {name!r} lacks presets {missing}")
-
-    def deco(cls: type) -> type:
-        if name in _REGISTRY and _REGISTRY[name].cls is not cls:
-            raise ValueError(f"method {name!r} registered twice")
-        cls.name = name
-        summary = description or (cls.__doc__ or "").strip().split("\n")[0]
-        _REGISTRY[name] = MethodSpec(name, cls, config_cls, dict(presets), summary)
-        return cls
-
-    return deco
-
-
-def ordered_presets(spec: MethodSpec) -> list[str]:
-    """A method's preset names, smoke, cpu, paper first."""
-    return sorted(spec.presets, key=lambda p: (PRESETS.index(p) if p in PRESETS else len(PRESETS), p))
+__all__ = ["PRESETS", "MethodSpec", "register_method", "ordered_presets", "list_methods", "get_spec",
+           "ablation_overrides", "get_config", "create_method"]
 
 
 def _ensure_loaded() -> None:

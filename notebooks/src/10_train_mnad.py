@@ -23,7 +23,7 @@ import numpy as np
 import scrapbook as sb
 
 from vadlab import analysis, data, engine, explore, reports, viz
-from vadlab.models.mnad import memory_diagnostics
+from vadlab.analysis.mnad import memory_diagnostics
 from vadlab.registry import create_method
 
 layout = data.prepare(data_root, synth_preset, seed=seed)

@@ -25,8 +25,8 @@ out_dir = "runs/dream"
 import scrapbook as sb
 
 from vadlab import analysis, data, engine, reports, viz
+from vadlab.analysis import dream
 from vadlab.data import splits
-from vadlab.models import dream
 from vadlab.registry import create_method
 
 source = data.prepare(data_root, "default", seed=seed)

@@ -23,7 +23,7 @@ out_dir = "runs/maam"
 import scrapbook as sb
 
 from vadlab import data, engine, viz
-from vadlab.models import maam
+from vadlab.analysis import maam
 from vadlab.registry import create_method
 
 layout = data.prepare(data_root, synth_preset, seed=seed)

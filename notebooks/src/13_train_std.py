@@ -25,7 +25,7 @@ import numpy as np
 import scrapbook as sb
 
 from vadlab import analysis, data, engine, viz
-from vadlab.models.std import stage_seconds
+from vadlab.analysis.std import stage_seconds
 from vadlab.registry import create_method
 
 layout = data.prepare(data_root, synth_preset, seed=seed)

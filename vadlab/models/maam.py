@@ -51,7 +51,7 @@ from vadlab.data.clips import ClipSpec
 from vadlab.errors import ConfigError
 from vadlab.eval.scores import pscd_map, pscd_scores
 from vadlab.models.base import MemorySpace, Method
-from vadlab.registry import register_method
+from vadlab.registration import register_method
 
 
 @dataclass(frozen=True)
@@ -335,76 +335,3 @@ PRESETS = {"paper": PAPER_PED2, "paper_avenue": PAPER_AVENUE, "paper_shanghaitec
            "smoke": SMOKE}
 register_method("maam", config_cls=MAAMConfig, presets=PRESETS,
                 description="MAAM-Net: memory-augmented appearance-motion network (Wang et al. 2023)")(MAAM)
-
-
-def branch_aucs(scores: dict, labels: dict) -> dict[str, dict[str, float]]:
-    """Micro AUC of each raw PSCD signal of a run's `scores.npz` (`engine.load_scores`), normalised per video and
-    over the whole test set: {signal: {"video": auc, "global": auc}} (Table 5's App / Mot / App+Mot)."""
-    from vadlab.eval.metrics import frame_auc
-    from vadlab.eval.scores import normalise
-
-    out = {}
-    for name in ("app", "mot", "pscd"):
-        if name in scores:
-            per_video = {v: np.asarray(s, np.float64) for v, s in scores[name].items()}
-            out[name] = {mode: frame_auc(normalise(per_video, mode), labels) for mode in ("video", "global")}
-    return out
-
-
-@torch.no_grad()
-def item_usage(method: MAAM, videos, batch_size: int = 32) -> np.ndarray:
-    """(N,) how many queries of the scored frames of `videos` select each item (non-zero weight after shrinkage)."""
-    net = method.model.eval()
-    data = method.test_dataset(videos)
-    device = net.memory.device
-    counts = torch.zeros(method.config.memory_items, dtype=torch.float64, device=device)
-    for batch in torch.utils.data.DataLoader(data, batch_size=batch_size):
-        z, _ = net.encode(batch["input"][:, 0].to(device))
-        _, _, weights = net.read(z)  # (B, K, N)
-        counts += (weights > 0).flatten(0, 1).sum(0).double()
-    return counts.cpu().numpy()
-
-
-@torch.no_grad()
-def map_rows(method: MAAM, layout, picks: list[tuple[str, int]]) -> list[dict]:
-    """Rows for `viz.plot_flow_error_maps`: frame, flow target, error maps and fused PSCD map of (video, frame)
-    pairs of the test split, with the ground-truth mask at the model's size where the video has masks."""
-    from vadlab.data.clips import load_masks
-
-    method.model.eval()
-    rows = []
-    for name, t in picks:
-        video = layout.video(name)
-        batch = method.clip(video, t)
-        batch = {k: v.to(next(method.model.parameters()).device) if torch.is_tensor(v) else v
-                 for k, v in batch.items()}
-        out = method.inspect(batch)
-        masks = load_masks(video, method.frame_size)
-        rows.append({"frame": ((batch["target"][0].mean(0) + 1) / 2).cpu().numpy(),
-                     "flow": batch["flow"][0].cpu().numpy() if "flow" in batch else None,
-                     "d_app": out["d_app"][0].cpu().numpy() if "d_app" in out else None,
-                     "d_mot": out["d_mot"][0].cpu().numpy() if "d_mot" in out else None,
-                     "pscd": out["pscd_map"][0].cpu().numpy(),
-                     "mask": None if masks is None else masks[t],
-                     "title": f"{name} #{t} (label {int(video.labels[t])})"})
-    return rows
-
-
-def branch_rows(aucs: dict[str, dict[str, float]], baseline: float | None = None) -> dict[str, dict[str, float]]:
-    """`branch_aucs` as rows for `viz.plot_comparison`: {normalisation: {branch: AUC}}, the frame-difference
-    baseline (on the same frames, per-video normalised) beside the per-video group."""
-    names = {"app": "appearance", "mot": "motion", "pscd": "fused PSCD"}
-    rows = {mode: {names[k]: v[mode] for k, v in aucs.items()} for mode in ("video", "global")}
-    if baseline is not None:
-        rows["video"]["frame_difference"] = baseline
-    return {"per-video min-max": rows["video"], "global min-max": rows["global"]}
-
-
-def pick_frames(scores: dict, layout, n: int = 4) -> list[tuple[str, int]]:
-    """(video, frame) of the `n` - 1 highest fused scores of the test split (per-video normalised) and of the
-    lowest: frames worth looking at in the error-map figure."""
-    fused = scores["score"]
-    ranked = sorted(((float(s), v, t) for v, arr in fused.items() for t, s in enumerate(arr) if np.isfinite(s)),
-                    reverse=True)
-    picks = [(v, t) for _, v, t in ranked[:max(n - 1, 1)]] + [(ranked[-1][1], ranked[-1][2])]
-    return picks[:n] if n > 1 else picks[:1]

@@ -66,7 +66,6 @@ import time
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -75,7 +74,7 @@ from vadlab import memory
 from vadlab.config import MethodConfig, Range, check_multiple
 from vadlab.errors import ConfigError
 from vadlab.models.base import MemorySpace, Method
-from vadlab.registry import register_method
+from vadlab.registration import register_method
 
 STAGES = ("pretrain", "alternate")
 
@@ -502,14 +501,6 @@ class STD(Method):
         return {"clusters": MemorySpace(queries, self.model.centres, weights.reshape(b, h * w, -1), grid=(h, w))}
 
 
-def stage_seconds(history: list[dict], pretrain_epochs: int) -> dict[str, float]:
-    """Training seconds per stage from a run's history (the stage follows from the epoch number)."""
-    out = {s: 0.0 for s in STAGES}
-    for h in history:
-        out["pretrain" if h["epoch"] <= pretrain_epochs else "alternate"] += float(h["seconds"])
-    return out
-
-
 _PAPER = dict(  # Sec. 4.2 / 4.4: 256x256 RGB, T = 5 (4 frames into the motion AE), K = 32, Adam; pretrain 50 epochs
     image_size=256, channels=3, frames_in=4, clusters=32, lr=1e-4, lr_centres=1e-5, lr_ae_late=1e-5,  # at lr 1e-4,
     pretrain_epochs=50, epochs=150, ae_lr_decay_epoch=100,  # then 100 alternate epochs (Ped2; 100 + 200 elsewhere)
@@ -529,23 +520,3 @@ PRESETS = {"paper": STDConfig(**_PAPER), "cpu": STDConfig(**_CPU), "smoke": STDC
 
 register_method("std", config_cls=STDConfig, presets=PRESETS,
                 description="STD: spatio-temporal dissociation, RGB difference, deep K-means (Chang et al. 2021)")(STD)
-
-
-def per_type_signal_auc(run, data) -> dict[str, dict[str, float]]:
-    """{signal: {anomaly type: AUC}} of every signal of a run's scores.npz alone (per-video min-max), on a layout
-    with typed anomalies (synthetic): which types the appearance and motion streams catch."""
-    from vadlab.data.layout import as_layout
-    from vadlab.engine import load_scores
-    from vadlab.eval.metrics import per_type_auc
-    from vadlab.eval.scores import normalise
-
-    layout = as_layout(data)
-    scores = load_scores(run)
-    labels, types = layout.labels(), layout.types()
-    out = {}
-    for name, per_video in scores.items():
-        if name in ("label",):
-            continue
-        normed = normalise({v: np.asarray(s) for v, s in per_video.items()}, "video")
-        out[name] = per_type_auc(normed, labels, types)
-    return out
