@@ -1,7 +1,8 @@
 """The cost of the divergence check on the weights (`vadlab.guards.WeightWatch`), in one process (not a test):
 
-1. seconds per training step of one epoch (after a warm-up epoch) through `engine.fit` (stop_after=1) with the check after every step and
-   without it (`guards.CHECK_EVERY` 1 and 0), alternating `--repeats` times, so both see the same machine;
+1. seconds per training step of one epoch through `engine.fit` (stop_after=1, after a warm-up epoch) with the check
+   after every step and without it (`guards.CHECK_EVERY` 1 and 0), alternating `--repeats` times, so both see the
+   same machine;
 2. the check alone: the median seconds of `WeightWatch.after_step` on the method's model.
 
     python benchmarks/bench_weight_check.py --data data/ped2-mini --method mnad_pred --preset cpu --threads 2
