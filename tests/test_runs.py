@@ -181,19 +181,19 @@ def test_out_naming_a_file_exits_2_with_a_message(random_layout, tmp_path, capsy
 def test_a_checkpoint_of_another_format_or_method_is_refused(random_layout, tmp_path, capsys):
     run = tmp_path / "run"
     _fit("mnad_pred", random_layout, run, epochs=1)
-    with pytest.raises(DataError, match="holds a mnad_pred run, not mnad_recon"):
+    with pytest.raises(DataError, match="method 'mnad_pred' \\(recorded\\) -> 'mnad_recon' \\(now\\)"):
         _fit("mnad_recon", random_layout, run, epochs=2, resume=True)
     with pytest.raises(DataError, match="holds a mnad_pred run, not toy_dual"):
         engine.load_run(run, "cpu", method="toy_dual")
     assert engine.load_run(run, "cpu", method="mnad_pred").name == "mnad_pred"
     state = checkpoint(run)
-    torch.save({**state, "format": 2}, run / engine.CHECKPOINT)
-    with pytest.raises(DataError, match="checkpoint format 2, but this vadlab reads format 1"):
+    torch.save({**state, "format": 3}, run / engine.CHECKPOINT)
+    with pytest.raises(DataError, match="checkpoint format 3, but this vadlab reads formats 1, 2"):
         _fit("mnad_pred", random_layout, run, epochs=2, resume=True)
-    with pytest.raises(DataError, match="format 2"):
+    with pytest.raises(DataError, match="format 3"):
         engine.load_run(run, "cpu")
     assert main(["evaluate", str(run), "--device", "cpu", "--quiet"]) == 2
-    assert "format 2" in capsys.readouterr().err
+    assert "format 3" in capsys.readouterr().err
     # one written before the field existed has the format-1 layout
     torch.save({k: v for k, v in state.items() if k != "format"}, run / engine.CHECKPOINT)
     assert engine.load_run(run, "cpu").epochs_trained == 1

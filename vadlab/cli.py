@@ -126,7 +126,7 @@ def _out_folder(path: str) -> str:
 
 
 def _cmd_train(args) -> int:
-    from vadlab import engine
+    from vadlab import engine, guards
     from vadlab.config import parse_set_args
     from vadlab.registry import create_method
 
@@ -137,6 +137,8 @@ def _cmd_train(args) -> int:
         overrides["epochs"] = args.epochs
     ablations = list(args.ablation or []) + (["no_memory"] if args.no_memory else [])
     method = create_method(args.method, args.preset, ablations=ablations, **overrides)
+    if args.evaluate and engine.world()[0] == 0:
+        guards.check_test_split(method, args.data)  # a broken test frame fails now, not after the training
     history = engine.fit(method, args.data, args.out, seed=args.seed, device=args.device, resume=args.resume,
                          progress=not args.quiet, threads=args.threads)
     if engine.world()[0] != 0:  # under torchrun, rank 0 reports and evaluates
@@ -199,6 +201,7 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_report(args) -> int:
+    from vadlab import guards
     from vadlab.reports import _defaults, report_notebooks
 
     params = {}
@@ -209,8 +212,7 @@ def _cmd_report(args) -> int:
             params[key] = value
     declared: set[str] = set()
     for notebook in args.notebooks:
-        if not Path(notebook).is_file():
-            raise VadlabError(f"{notebook}: no such notebook")
+        guards.check_notebook(notebook)  # a file nbformat cannot read exits 2
         declared |= set(_defaults(Path(notebook)))
     unknown = sorted(set(params) - declared)
     if unknown:

@@ -163,18 +163,21 @@ def check_multiple(image_size: int | tuple[int, int], stride: int, what: str) ->
 
 @dataclass(frozen=True)
 class MethodConfig:
-    image_size: Annotated[int | tuple[int, int], Range(1)] = 64  # frames are resized to image_size square, or (H, W)
+    # upper bounds (ours) keep a typo from taking the machine: 2048 px is over any benchmark's native frame (856x480),
+    # 64 frames over any method's clip; what fits the memory is checked before training (`vadlab.guards`)
+    image_size: Annotated[int | tuple[int, int], Range(1, 2048)] = 64  # frames resized to image_size square, or (H, W)
     channels: Literal[1, 3] = 1  # 1 = grayscale, 3 = RGB
-    frames_in: Annotated[int, Range(1)] = 1  # T input frames per clip
+    frames_in: Annotated[int, Range(1, 64)] = 1  # T input frames per clip
     predict: bool = False  # True: inputs are frames t-T..t-1 and the target is frame t; False: the target is an input
     # reconstruction: position of the target among the T inputs (-1: the last; 8 of 16: the 9th); -T..T-1
     target_index: Annotated[int, Range()] = -1
-    batch_size: Annotated[int, Range(1)] = 8  # clips per optimisation step (per process under torchrun)
-    epochs: Annotated[int, Range(1)] = 8  # passes over the training clips
-    lr: Annotated[float, Range(0, min_exclusive=True)] = 2e-4  # initial learning rate (Adam)
+    batch_size: Annotated[int, Range(1, 4096)] = 8  # clips per optimisation step (per process under torchrun)
+    epochs: Annotated[int, Range(1, 100_000)] = 8  # passes over the training clips
+    # initial learning rate (Adam); at most 1 (ours): Adam moves each weight by about lr a step, and weights live near 1
+    lr: Annotated[float, Range(0, 1, min_exclusive=True)] = 2e-4
     cosine_schedule: bool = True  # cosine annealing of the lr over all epochs
     grad_clip: Annotated[float, Range(0)] = 0.0  # max gradient norm; 0 disables clipping
-    num_workers: Annotated[int, Range(0)] = 0  # DataLoader worker processes
+    num_workers: Annotated[int, Range(0, 256)] = 0  # DataLoader worker processes
     # fields added after checkpoints were written without them: the value that reproduces those checkpoints
     legacy_defaults: ClassVar[dict[str, Any]] = {}
 

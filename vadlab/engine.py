@@ -9,14 +9,17 @@ batch sampler), outputs whose name starts with "_" (e.g. MNAD's queries) are gat
 `after_optimizer_step`, so a memory update sees the global batch, and only rank 0 writes files and shows progress.
 
 A run folder holds `run.json` (what was run), `checkpoint.pt` (model with its memory, optimiser, scheduler, RNG
-states, epoch, history, `format`; written atomically after every epoch), `history.json`, and after evaluation
+states, epoch, history, `format`; tensors and plain data only, read without running code, never holding NaN or Inf:
+`vadlab.checkpoint`; written atomically after every epoch), `history.json`, and after evaluation
 `metrics.json` and `scores.npz`. At the end of training the run scores its normal training frames and stores the
 distribution of each raw signal in `calibration.npz` (`calibrate`; what `vadlab score` maps new frames onto).
 `fit(..., resume=True)` continues from the last checkpoint and, on the CPU with
 the same seed, ends with the same weights as an uninterrupted run.
 
 Nothing silent, nothing clobbered (`vadlab.runs`): `run.lock` keeps a second training or evaluation out of the
-folder; a NaN or Inf loss term stops training before that step's optimiser step (`DivergenceError`); SIGINT or
+folder; a NaN or Inf loss term stops training before that step's optimiser step, and after each step non-finite or
+runaway weights or buffers, or a loss far above the run's first steps, stop it (`vadlab.guards`, `DivergenceError`);
+a resume must match the run's seed, method, data and labels; SIGINT or
 SIGTERM stop it after the current step with a checkpoint that also holds the position inside the epoch
 (`"position"`: batches done, the epoch's running loss sums, the RNG states at the epoch's start), from which a
 resume replays the epoch's start (hook, loader), restores the state and skips the batches done: same weights.
@@ -40,7 +43,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, RandomSampler
 from tqdm.auto import tqdm
 
-from vadlab import distributed, runs
+from vadlab import distributed, guards, runs
 from vadlab import threads as cpu_threads
 from vadlab.config import apply_overrides, check_fits_data
 from vadlab.data.layout import as_layout
@@ -107,12 +110,14 @@ def fit(method, data, out: str | os.PathLike, *, seed: int = 0, device: str = "a
     out = Path(out)
     layout = as_layout(data)  # validate before anything is written
     check_fits_data(method.config, method.training_videos(layout))  # a clip longer than a training video
-    runs.make_run_folder(out)
-    cpu_threads.configure(threads)
-    group = distributed.join(resolve_device(device))
-    with runs.lock(out, "training", group), runs.Interrupts() as interrupts:
-        history = _train(method, layout, out, group, interrupts, seed=seed, resume=resume,
-                         progress=progress and group.main, stop_after=stop_after, on_epoch=on_epoch)
+    guards.check_resources(method.config, method.training_videos(layout), resolve_device(device))
+    with guards.removed_if_left_empty(out):  # an early failure leaves no empty folder it made
+        runs.make_run_folder(out)
+        cpu_threads.configure(threads)
+        group = distributed.join(resolve_device(device))
+        with runs.lock(out, "training", group), runs.Interrupts() as interrupts:
+            history = _train(method, layout, out, group, interrupts, seed=seed, resume=resume,
+                             progress=progress and group.main, stop_after=stop_after, on_epoch=on_epoch)
     distributed.leave(group)
     return history
 
@@ -135,8 +140,11 @@ def _train(method, layout, out: Path, group, interrupts: runs.Interrupts, *, see
 
     history: list[dict] = []
     start_epoch, state, position = 0, None, None
+    identity = {"seed": seed, "method": method.name, "data": str(layout.root),
+              "labels_sha256": guards.labels_checksum(layout)}  # what a resume must match
     if resume and ckpt_file.exists():
-        state = runs.read_checkpoint(ckpt_file, dev, method=method.name)
+        state = runs.read_checkpoint(ckpt_file, dev)
+        guards.check_record(ckpt_file, {**_recorded(out), **state}, identity)  # seed, method, data, labels
         _check_same_config(state, cfg, ckpt_file)
         _load_training_state(state, model, optimizer, scheduler)
         history, start_epoch, position = state["history"], state["epoch"], state.get("position")
@@ -152,11 +160,13 @@ def _train(method, layout, out: Path, group, interrupts: runs.Interrupts, *, see
             "method": method.name, "config": asdict(cfg), "data": str(layout.root), "seed": seed,
             "device": str(dev), "train_clips": len(dataset), "processes": n_procs, "git_commit": git_commit(),
             "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "labels_sha256": identity["labels_sha256"],
         })
         if history:  # the checkpoint's history: a kill between the checkpoint and history.json left it behind
             write_json(out / "history.json", history)
     context = EpochContext(dataset=dataset, optimizer=optimizer, device=dev, seed=seed, world_size=n_procs)
+    watch = guards.WeightWatch(model, state=(state or {}).get("guard"),  # weights and loss, every step
+                               agree=lambda bad: runs.agree_any(bad, group, dev))
 
     def save(epochs_done: int, position: dict | None = None) -> None:
         if group.main:
@@ -164,7 +174,8 @@ def _train(method, layout, out: Path, group, interrupts: runs.Interrupts, *, see
                 "method": method.name, "config": asdict(cfg), "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
                 "epoch": epochs_done, "history": history, "rng": _get_rng_state(), "seed": seed,
-                "position": position,
+                "position": position, "data": identity["data"], "labels_sha256": identity["labels_sha256"],
+                "guard": watch.state(),
             })
             write_json(out / "history.json", history)
 
@@ -205,6 +216,7 @@ def _train(method, layout, out: Path, group, interrupts: runs.Interrupts, *, see
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             method.after_optimizer_step(distributed.gather_private(outputs, n_procs))
+            watch.after_step(outputs["loss"], f"epoch {epoch + 1}, step {done + 1} of {n_steps}", kept)
             for k, v in outputs.items():
                 if not k.startswith("_"):
                     sums[k] = sums.get(k, 0.0) + v.detach().float()  # no host sync in the loop
@@ -237,6 +249,15 @@ def _train(method, layout, out: Path, group, interrupts: runs.Interrupts, *, see
     if group.main and last == cfg.epochs:  # trained to the end: the reference `vadlab score` calibrates against
         calibrate(method, layout, progress=progress, epochs_trained=cfg.epochs).save(out / CALIBRATION)
     return history
+
+
+def _recorded(run: Path) -> dict:
+    """The run.json fields a resume compares (a checkpoint older than these fields has only run.json's)."""
+    try:
+        info = json.loads((run / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: info[k] for k in ("seed", "method", "data", "labels_sha256") if k in info}
 
 
 def _check_same_config(state: dict, cfg, ckpt_file: Path) -> None:
@@ -336,7 +357,10 @@ def load_run(run: str | os.PathLike, device: str = "auto", overrides: dict | Non
     if not ckpt_file.exists():
         raise DataError(f"{ckpt_file}: no checkpoint (is {run} a run folder written by `vadlab train`?)")
     dev = resolve_device(device)
-    state = runs.read_checkpoint(ckpt_file, dev, method=method)
+    state = runs.read_checkpoint(ckpt_file, dev, method=method)  # safe load; a non-finite model is refused
+    guards.check_record(ckpt_file, _recorded(run), {"method": state["method"]},  # the folder's own method
+                        what="its checkpoint is not the run its run.json records", names=("run.json", "checkpoint.pt"),
+                        hint="The folder mixes two runs: put each checkpoint back with its own run.json")
     spec = get_spec(state["method"])
     try:
         config = spec.config_cls(**spec.config_cls.from_saved(state["config"]))

@@ -5,7 +5,8 @@
   with O_CREAT|O_EXCL and removed on exit (exceptions included). A second process raises `VadlabError` naming the
   first; a lock whose process is gone (same host, pid dead or reused) is stale and taken over with a warning, and the
   temp files killed writers left behind are removed. Under torchrun only rank 0 takes it and tells the other ranks.
-- **Checkpoints carry a format** (`"format": FORMAT`): `read_checkpoint` refuses another format or another method.
+- **Checkpoints carry a format** (`"format": FORMAT`) and never run code (`vadlab.checkpoint`): `read_checkpoint`
+  refuses another format, another method, and a model holding NaN or Inf.
 - **Signals.** `Interrupts` turns SIGINT/SIGTERM during `fit` into a request to stop after the current step; `fit`
   then writes a checkpoint with the position inside the epoch (`"position"`) and raises `Interrupted`.
 - **Divergence.** `step_status` is the one host sync of a training step (are all loss terms finite; has a signal
@@ -33,11 +34,12 @@ from typing import Iterator
 import torch
 import torch.distributed as dist
 
-from vadlab.errors import DataError, DivergenceError, Interrupted, VadlabError, VadlabWarning
-from vadlab.io import atomic_torch_save, temp_file_owner
+from vadlab import checkpoint
+from vadlab.errors import DivergenceError, Interrupted, VadlabError, VadlabWarning
+from vadlab.io import temp_file_owner
 
 LOCK = "run.lock"
-FORMAT = 1  # checkpoint layout; checkpoints written before the field existed have this layout and are read as 1
+FORMAT = checkpoint.FORMAT  # checkpoint layout (`vadlab.checkpoint`); files without the field are read as 1
 # files the engine writes into a run folder: their temp files, left by a killed writer, are cleaned up on locking
 _RUN_FILES = ("checkpoint.pt", "history.json", "run.json", "metrics", "scores")
 _HELD: set[str] = set()  # the locks this process holds now (a lock of this pid not in here leaked: an interrupt)
@@ -219,25 +221,15 @@ def lock(folder: str | os.PathLike, action: str, group=None) -> Iterator[dict | 
 
 # --- checkpoints --------------------------------------------------------------------------------------------------
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Write a checkpoint atomically, stamped with the format version."""
-    atomic_torch_save({**state, "format": FORMAT}, path)
+    """Write a checkpoint atomically, stamped with the format version (`vadlab.checkpoint.save`: tensors and plain
+    data only; a non-finite model is refused)."""
+    checkpoint.save(path, state)
 
 
-def read_checkpoint(path: Path, device, method: str | None = None) -> dict:
-    """A checkpoint's state dict; refuses another format version, or another method than `method` (when given)."""
-    try:
-        state = torch.load(path, map_location=device, weights_only=False)
-    except Exception as exc:  # a torn or foreign file: name it, whatever torch raises
-        raise DataError(f"{path}: not a readable vadlab checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(state, dict) or "method" not in state:
-        raise DataError(f"{path}: not a vadlab checkpoint")
-    version = state.get("format", 1)
-    if version != FORMAT:
-        raise DataError(f"{path}: checkpoint format {version!r}, but this vadlab reads format {FORMAT}; "
-                        "use the vadlab version that wrote it")
-    if method is not None and state["method"] != method:
-        raise DataError(f"{path}: holds a {state['method']} run, not {method}")
-    return state
+def read_checkpoint(path: Path, device, method: str | None = None, check_finite: bool = True) -> dict:
+    """A checkpoint's state dict, read without running code (`vadlab.checkpoint.load`); refuses another format
+    version, another method than `method` (when given), and a model holding NaN or Inf."""
+    return checkpoint.load(path, device, method=method, check_finite_model=check_finite)
 
 
 def describe_checkpoint(path: Path, epoch: int | None, position: dict | None = None) -> str:
@@ -301,6 +293,11 @@ def step_status(outputs: dict, interrupts: Interrupts, group, device) -> tuple[b
     finite = bool(torch.isfinite(terms).all())
     bad, stop = _agree([not finite, interrupts.requested], group, device)
     return not bad, stop
+
+
+def agree_any(flag: bool, group, device) -> bool:
+    """Under torchrun, True if `flag` is true on any process (one small all_reduce); alone, `flag`."""
+    return _agree([flag], group, device)[0]
 
 
 def stop_agreed(interrupts: Interrupts, group, device) -> bool:

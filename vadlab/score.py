@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vadlab import engine, runs
+from vadlab import engine, guards, runs
 from vadlab import threads as cpu_threads
 from vadlab.data.clips import ClipSpec, prepare_frame, to_tensor
 from vadlab.data.layout import IMAGE_EXTS, list_images, load_layout, read_image
@@ -392,6 +392,7 @@ def score_video(run: str | Path, video: str | Path, out: str | Path | None = Non
         bar.close()
         _check_length(source, window.count, window)  # a stream learns its length only here
         outputs.close()
+    short = None if stopped else guards.short_video(source.path, source.count, window.count)
     seconds = time.perf_counter() - t0
 
     calibrated = np.array(outputs.calibrated)
@@ -407,7 +408,8 @@ def score_video(run: str | Path, video: str | Path, out: str | Path | None = Non
         "frames_buffered": buffered, "signals": signals, "weights": calibration.weights,
         "calibration": {k: calibration.meta.get(k) for k in ("frames", "videos", "epochs_trained", "seconds")},
         "image_size": method.config.image_size, "channels": method.config.channels, "threads": torch.get_num_threads(),
-        "stopped": stopped, "outputs": sorted(p.name for p in out.iterdir() if not p.name.startswith(".")),
+        "stopped": stopped, "frames_in_header": source.count, "short": short,
+        "outputs": sorted(p.name for p in out.iterdir() if not p.name.startswith(".")),
     }
     write_json(out / "summary.json", summary)
     return summary

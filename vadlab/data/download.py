@@ -30,12 +30,14 @@ import tarfile
 import time
 import warnings
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlparse
 from urllib.request import Request, urlopen
 
+from vadlab import guards
 from vadlab.data.importers import detect_kind, import_dataset
 from vadlab.data.layout import Layout, check_layout
 from vadlab.errors import ConfigError, DataError, VadlabError, VadlabWarning
@@ -130,6 +132,15 @@ class DownloadError(VadlabError):
     exit_status = 1
 
 
+class DownloadStopped(DownloadError):
+    """SIGINT or SIGTERM stopped a download: the bytes received are in the ``.part`` file, which the same command
+    resumes. Exit status 128 + the signal number (130, 143)."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_status = 128 + int(signum)
+
+
 class _Dropped(Exception):
     """One attempt ended early; `fetch` retries with a Range request."""
 
@@ -194,7 +205,7 @@ def _fetch_once(url: str, part: Path, timeout: float, bar) -> None:
         with open(part, mode) as out:
             while True:
                 try:
-                    chunk = response.read(_CHUNK)
+                    chunk = response.read1(_CHUNK)  # what has arrived (up to _CHUNK): written as it comes
                 except (OSError, http.client.HTTPException) as exc:
                     raise _Dropped(f"connection lost after {have} of {total} bytes ({type(exc).__name__})") from None
                 if not chunk:
@@ -220,7 +231,7 @@ def fetch(url: str, part: str | os.PathLike, *, retries: int = 3, timeout: float
     if scheme not in ("http", "https"):
         raise VadlabError(f"--url {url!r}: only http:// and https:// addresses are fetched")
     with tqdm(total=None, unit="B", unit_scale=True, unit_divisor=1024, desc=part.name.removesuffix(".part"),
-              disable=not progress) as bar:
+              disable=not progress) as bar, _stopped_by_signal(url, part):
         for attempt in range(retries + 1):
             try:
                 _fetch_once(url, part, timeout, bar)
@@ -239,6 +250,19 @@ def fetch(url: str, part: str | os.PathLike, *, retries: int = 3, timeout: float
                               stacklevel=2)
                 time.sleep(wait * 2 ** attempt)
     return part  # not reached
+
+
+@contextmanager
+def _stopped_by_signal(url: str, part: Path):
+    """SIGINT/SIGTERM while fetching: the `.part` file is closed (its bytes flushed) and `DownloadStopped` says where
+    the bytes are."""
+    try:
+        with guards.signals_raise():
+            yield
+    except guards.Signalled as sig:
+        held = part.stat().st_size if part.exists() else 0
+        raise DownloadStopped(f"{sig.name}: the download of {url} stopped; the {held} bytes received are kept in "
+                              f"{part}: run the same command again to resume from there", sig.signum) from None
 
 
 # ----------------------------------------------------------------------------------------------- verify

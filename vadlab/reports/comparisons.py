@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vadlab import viz
+from vadlab import guards, viz
 from vadlab.data.layout import as_layout
 from vadlab.errors import VadlabError
 from vadlab.eval.baselines import evaluate_frame_difference
@@ -37,7 +37,7 @@ def compare_runs(groups: list[str | os.PathLike], out: str | os.PathLike | None 
         for folder in folders:
             if not folder.is_dir():
                 raise VadlabError(f"{folder}: no such run folder")
-            for file in sorted(folder.glob("*/metrics.json")):
+            for file in guards.metrics_files(folder):  # warns of runs never evaluated
                 report = json.loads(file.read_text())
                 name = "frame_difference" if report.get("method") == "frame_difference" else file.parent.name
                 found.setdefault(name, []).append(report)
@@ -47,7 +47,7 @@ def compare_runs(groups: list[str | os.PathLike], out: str | os.PathLike | None 
         if "frame_difference" not in found and baseline:
             found["frame_difference"] = baseline[:1]  # the baseline is deterministic: one copy
         if not found:
-            continue
+            raise guards.no_evaluated_runs(str(group))
         rows[label], spread[label] = {}, {}
         for name, reports in found.items():
             values = [r[metric] for r in reports]
