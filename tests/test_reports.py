@@ -154,7 +154,8 @@ def test_compare_runs_folders_and_seeds(tiny_synthetic, smoke_run, tmp_path):
 
 
 def test_frame_difference_on_real_ped2_mini(ped2_mini):
-    """docs/architecture.md: we measured 0.841 for frame-difference energy on ped2-mini; real Ped2 gives 0.84-0.88."""
+    """The frame-difference baseline (docs/methods/index.md) on ped2-mini: 0.841 measured when it was written; real
+    Ped2 gives 0.84-0.88."""
     from vadlab.reports import baseline_report
 
     report = baseline_report(ped2_mini, ped2_mini.parent / "fd")

@@ -1,7 +1,7 @@
 """The evaluation protocol on per-frame scores: frame AUC (micro), per-video and macro AUC, AUC per anomaly
 type, EER, pixel AUC, and `evaluate`, the report every method writes.
 
-Conventions (docs/architecture.md, "Evaluation protocol"):
+Conventions (docs/methods/index.md, "The evaluation protocol"):
 
 * Scores are keyed by video name: ``{video: np.ndarray (N_frames,)}``, float64, oriented "higher = more
   anomalous" once fused (pass ``-PSNR``, not PSNR).

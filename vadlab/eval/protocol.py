@@ -1,4 +1,4 @@
-"""The evaluation protocol every method is reported with (docs/architecture.md, "Evaluation protocol").
+"""The evaluation protocol every method is reported with (docs/methods/index.md, "The evaluation protocol").
 
 Raw signals are min-max normalised per video and fused by the method's weights; frames a method cannot score are
 NaN, left out and counted; pixel AUC where masks exist, at the model's resolution; the frame-difference baseline
