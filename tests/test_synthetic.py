@@ -117,7 +117,7 @@ def test_montage(tiny, tmp_path):
 
 
 def _frame_difference_auc(layout):
-    """The frame-difference baseline of docs/methods/index.md ("The evaluation protocol"), computed inline: grey 64x64 (INTER_AREA), MSE between
+    """The frame-difference baseline of docs/methods/index.md, computed inline: grey 64x64 (INTER_AREA), MSE between
     frames t and t-1 (frame 0 left out), per-video min-max, pooled micro AUC and AUC per anomaly type."""
     import cv2
     from sklearn.metrics import roc_auc_score
