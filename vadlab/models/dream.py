@@ -543,8 +543,30 @@ class DREAM(Method):
         qmaps, _ = self.model.encode(batch["input"])
         branches = self.model.read(qmaps)
         names = {"normal": "normality", "abnormal": "abnormality", "single": "memory"}
+        labels = batch.get("label")
+        routed = {} if labels is None else {"normal": labels == 0, "abnormal": labels == 1,
+                                            "single": None if self.config.variant == "mem_disc" else labels == 0}
         return {names[b]: MemorySpace(br["queries"], self.model.items(b), br["weights"],
-                                      grid=tuple(qmaps[b].shape[-2:])) for b, br in branches.items()}
+                                      grid=tuple(qmaps[b].shape[-2:]), routed=routed.get(b))
+                for b, br in branches.items()}
+
+    @torch.no_grad()
+    def triplet_hinges(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Eq. 5's hinge max(0, d(a, p) - d(a, n) + beta) of each triplet of a training batch (`triplet_indices` of
+        its clip labels), per branch: {branch: (T,)}; {} without discriminators or without a triplet."""
+        if not self.config.uses_anomalies:
+            return {}
+        a, p, n = triplet_indices(batch["label"])
+        if not len(a):
+            return {}
+        out = self.model(batch["input"], features=True)
+        hinges = {}
+        for name, f in out["features"].items():
+            if self.config.normalize_features:
+                f = F.normalize(f, dim=1)
+            d_pos, d_neg = (f[a] - f[p]).square().sum(1), (f[a] - f[n]).square().sum(1)
+            hinges[name] = torch.relu(d_pos - d_neg + self.config.beta)  # (T,)
+        return hinges
 
 
 _PRED = dict(frames_in=4, predict=True)
