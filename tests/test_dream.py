@@ -371,8 +371,10 @@ def test_unet_mem_row_is_mnads_mem_guided_update_and_losses():
         create_method("dream", "smoke", variant="mem")  # the row never falls back to DREAM's update
 
 
-def test_update_eq5_option_renormalises_both_memories_and_the_default_does_not():
-    for ablations, renorm in (([], False), (["update_eq5"], True)):
+def test_update_options_reach_both_memories_and_the_default_is_the_papers():
+    for ablations, rule in (([], {"max_renorm": False}), (["update_eq5"], {"max_renorm": True}),
+                            (["update_balanced"], {"max_renorm": False, "assign": "balanced"}),
+                            (["update_eq5", "update_balanced"], {"max_renorm": True, "assign": "balanced"})):
         method = create_method("dream", "smoke", ablations=ablations)
         engine.set_seed(0)
         method.model = method.build_model()
@@ -382,9 +384,13 @@ def test_update_eq5_option_renormalises_both_memories_and_the_default_does_not()
         method.after_optimizer_step(out)
         labels = out["_labels"]
         for branch, mask in (("normal", labels == 0), ("abnormal", labels == 1)):
-            want = memory.update(out[f"_queries_{branch}"], before[branch], frame_mask=mask, max_renorm=renorm)
+            want = memory.update(out[f"_queries_{branch}"], before[branch], frame_mask=mask, **rule)
             assert torch.allclose(method.model.items(branch), want, atol=1e-6), (ablations, branch)
-    assert create_method("dream", "paper").config.update_weights == "dream"  # the paper's rule stays the default
+    paper = create_method("dream", "paper").config  # the paper's rule stays the default
+    assert (paper.update_weights, paper.update_assignment, paper.item_init, paper.normalize_features) == (
+        "dream", "nearest", "random", False)
+    with pytest.raises(ConfigError, match="nearest"):
+        create_method("dream", "smoke", ablations=["unet_mem", "update_balanced"])
 
 
 def test_kmeanspp_items_come_from_the_routed_queries(random_layout):

@@ -52,7 +52,9 @@ Choices where the paper is silent (each tested in tests/test_dream.py):
   the nearest query of every used item moves it with weight 1; `item_init="kmeanspp"` (ablation `items_kmeanspp`)
   seeds the items with k-means (k-means++ seeding) on the untrained network's routed queries of `init_batches`
   batches (`init_items`); `normalize_features=True` (ablation `disc_normalise`) L2-normalises the discriminator
-  features, so Eq. 5's margin beta = 1 has a scale (squared distances of unit vectors lie in [0, 4]).
+  features, so Eq. 5's margin beta = 1 has a scale (squared distances of unit vectors lie in [0, 4]);
+  `update_assignment="balanced"` (ablation `update_balanced`) takes Eq. 3-4's U_m from a usage-balanced Sinkhorn
+  assignment at `balance_temperature` (`memory.update`'s choice 5) instead of the nearest item.
 - ConvLSTM backbone (`backbone="convlstm"`): MLEP's `cyclegan_convlstm` shape, per frame conv7x7(w0)-IN-ReLU, two
   stride-2 conv3x3 (w1, w2) with IN-ReLU, `res_blocks` residual blocks, a 3x3 ConvLSTM (w2 hidden) over the 4
   frames; the heads (conv3x3 stride 2-IN-ReLU-conv3x3, L2 norm) read the last hidden state, so the query map is
@@ -112,6 +114,9 @@ class DREAMConfig(MethodConfig):
     # "random": unit Gaussian rows from the seed; "kmeanspp": k-means++ on the routed queries of the first batches
     item_init: Literal["random", "kmeanspp"] = "random"
     init_batches: Annotated[int, Range(1)] = 8  # batches whose queries seed the items with item_init="kmeanspp"
+    # "nearest": U_m = queries whose nearest item is m (Eq. 3-4); "balanced": a usage-balanced (Sinkhorn) assignment
+    update_assignment: Literal["nearest", "balanced"] = "nearest"
+    balance_temperature: Annotated[float, Range(1e-4)] = 0.05  # tau of the balanced assignment (SwAV's 0.05)
 
     def validate(self) -> None:
         check_multiple(self.image_size, 8, "the query map at 1/8 of the frame")
@@ -119,6 +124,9 @@ class DREAMConfig(MethodConfig):
             raise ConfigError(f"variant='mem' with update_weights={self.update_weights!r}: Table III's UNet+Mem row "
                               "is MNAD's Mem-Guided* (the paper ran [8]'s code), whose update has MNAD's Eq. 5; use "
                               "update_weights='mnad_eq5' (the `unet_mem` ablation sets it)")
+        if self.variant == "mem" and self.update_assignment != "nearest":
+            raise ConfigError(f"variant='mem' with update_assignment={self.update_assignment!r}: Mem-Guided*'s "
+                              "update takes the nearest item (MNAD Eq. 3); use update_assignment='nearest'")
         if self.variant == "disc" and self.item_init != "random":
             raise ConfigError(f"item_init={self.item_init!r} with variant='disc': UNet+Disc has no memory")
         if self.backbone == "unet" and len(self.widths) != 3:
@@ -361,7 +369,7 @@ class DREAM(Method):
                  "unet_mem_disc": {"variant": "mem_disc"},
                  # against memory collapse (issue 23): vadlab's choices, not the paper's
                  "update_eq5": {"update_weights": "mnad_eq5"}, "items_kmeanspp": {"item_init": "kmeanspp"},
-                 "disc_normalise": {"normalize_features": True}}
+                 "disc_normalise": {"normalize_features": True}, "update_balanced": {"update_assignment": "balanced"}}
 
     def build_model(self) -> nn.Module:
         return DREAMNet(self.config)
@@ -494,16 +502,17 @@ class DREAM(Method):
             return
         labels = outputs["_labels"]  # (B_global,), gathered with the queries
         net = self.model
-        renorm = cfg.update_weights == "mnad_eq5"  # MNAD Eq. 5: v / max_{k' in U_m} v
+        rule = dict(max_renorm=cfg.update_weights == "mnad_eq5",  # MNAD Eq. 5: v / max_{k' in U_m} v
+                    assign=cfg.update_assignment, temperature=cfg.balance_temperature)
         if cfg.dual:
             net.normality.copy_(memory.update(outputs["_queries_normal"], net.normality, frame_mask=labels == 0,
-                                              max_renorm=renorm))  # Eq. 3
+                                              **rule))  # Eq. 3
             net.abnormality.copy_(memory.update(outputs["_queries_abnormal"], net.abnormality,
-                                                frame_mask=labels == 1, max_renorm=renorm))  # Eq. 4
+                                                frame_mask=labels == 1, **rule))  # Eq. 4
         else:
             mask = None if cfg.variant == "mem_disc" else labels == 0
             net.memory.copy_(memory.update(outputs["_queries_single"], net.memory, frame_mask=mask,
-                                           max_renorm=renorm))  # UNet+Mem: MNAD Eq. 3-5
+                                           **rule))  # UNet+Mem: MNAD Eq. 3-5
 
     # --- test time -------------------------------------------------------------------------------------------------
     @torch.no_grad()
