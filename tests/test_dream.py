@@ -331,3 +331,96 @@ def test_table_iii_rows_train_evaluate_and_are_read_back(random_layout, tmp_path
     assert train_table_iii(random_layout, tmp_path, preset="smoke", device="cpu", rows=rows) == reports  # read back
     stats = {"r_normal": 0.5, "r_normal_inverse": 2.0}
     assert r_table(stats)[0]["inverse"] == 2.0 and r_table(stats)[0]["paper ped2"] == 8.76
+
+
+# --- issue 23: Table III's UNet+Mem row is MNAD's Mem-Guided*; options against memory collapse ----------------------
+def test_unet_mem_row_is_mnads_mem_guided_update_and_losses():
+    """The paper ran UNet+Mem with [8]'s code: MNAD's update (with its Eq. 5) and MNAD's unsquared losses."""
+    method = create_method("dream", "smoke", ablations=["unet_mem"])
+    assert method.config.update_weights == "mnad_eq5"
+    engine.set_seed(0)
+    method.model = method.build_model()
+    method.train_net = method.model
+    batch = _batch(labels=(0, 0, 0, 0))
+    out = method.training_step(batch)
+    queries, items = out["_queries_single"], method.model.memory.clone()
+    k = queries.shape[1]
+    # MNAD Eq. 10, 12 (unsquared norms, summed over the K queries): not DREAM's squared Eq. 7-8
+    mnad_c = memory.compactness_loss(queries, items) * k
+    mnad_s = memory.separateness_loss(queries, items, 1.0) * k
+    dream_c = memory.compactness_loss(queries, items, squared=True) * k
+    assert float(out["compact_single"].detach()) == pytest.approx(float(mnad_c), rel=1e-5)
+    assert float(out["separate_single"].detach()) == pytest.approx(float(mnad_s), rel=1e-5)
+    assert abs(float(mnad_c) - float(dream_c)) > 1e-3 * float(mnad_c)  # the two rules are told apart here
+    # MNAD Eq. 9: the unsquared norm of the error per frame, not DREAM's squared Eq. 6
+    with torch.no_grad():
+        pred = method.model(batch["input"])["output"]
+    rec = (pred - batch["target"]).flatten(1).norm(dim=1).mean()
+    assert float(out["rec"].detach()) == pytest.approx(float(rec), rel=1e-4)
+    # MNAD Eq. 3-5: the update renormalises by the max over U_m (DREAM's Eq. 3-4 would not)
+    method.after_optimizer_step(out)
+    mnad = memory.update(queries, items, frame_mask=torch.ones(4, dtype=torch.bool), max_renorm=True)
+    dream = memory.update(queries, items, frame_mask=torch.ones(4, dtype=torch.bool), max_renorm=False)
+    assert torch.allclose(method.model.memory, mnad, atol=1e-6)
+    assert not torch.allclose(method.model.memory, dream, atol=1e-4)
+    # score: MNAD's Eq. 14 (unsquared distance)
+    signals = method.score_batch(batch)
+    assert torch.allclose(signals["distance"], memory.feature_distance(
+        method.model(batch["input"])["branches"]["single"]["queries"], method.model.memory), atol=1e-6)
+    with pytest.raises(ConfigError, match="Mem-Guided"):
+        create_method("dream", "smoke", variant="mem")  # the row never falls back to DREAM's update
+
+
+def test_update_options_reach_both_memories_and_the_default_is_the_papers():
+    for ablations, rule in (([], {"max_renorm": False}), (["update_eq5"], {"max_renorm": True}),
+                            (["update_balanced"], {"max_renorm": False, "assign": "balanced"}),
+                            (["update_eq5", "update_balanced"], {"max_renorm": True, "assign": "balanced"})):
+        method = create_method("dream", "smoke", ablations=ablations)
+        engine.set_seed(0)
+        method.model = method.build_model()
+        method.train_net = method.model
+        out = method.training_step(_batch())
+        before = {b: method.model.items(b).clone() for b in ("normal", "abnormal")}
+        method.after_optimizer_step(out)
+        labels = out["_labels"]
+        for branch, mask in (("normal", labels == 0), ("abnormal", labels == 1)):
+            want = memory.update(out[f"_queries_{branch}"], before[branch], frame_mask=mask, **rule)
+            assert torch.allclose(method.model.items(branch), want, atol=1e-6), (ablations, branch)
+    paper = create_method("dream", "paper").config  # the paper's rule stays the default
+    assert (paper.update_weights, paper.update_assignment, paper.item_init, paper.normalize_features) == (
+        "dream", "nearest", "random", False)
+    with pytest.raises(ConfigError, match="nearest"):
+        create_method("dream", "smoke", ablations=["unet_mem", "update_balanced"])
+
+
+def test_kmeanspp_items_come_from_the_routed_queries(random_layout):
+    method = create_method("dream", "smoke", ablations=["items_kmeanspp"], init_batches=2)
+    assert method.config.item_init == "kmeanspp"
+    engine.set_seed(0)
+    method.model = method.build_model()
+    random_items = {b: method.model.items(b).clone() for b in ("normal", "abnormal")}
+    data = method.train_dataset(load_layout(random_layout))
+    first = method.init_items(data, seed=0, device="cpu")
+    again = method.init_items(data, seed=0, device="cpu")
+    for branch, label in (("normal", 0), ("abnormal", 1)):
+        items = method.model.items(branch)
+        assert torch.allclose(items.norm(dim=1), torch.ones(len(items)), atol=1e-5)
+        assert torch.equal(first[branch], again[branch])  # seeded
+        assert not torch.allclose(items, random_items[branch])
+        clips = torch.utils.data.default_collate([data[i] for i in np.flatnonzero(data.clip_label == label)[:4]])
+        with torch.no_grad():
+            q = method.model.eval().encode(clips["input"])[0][branch].flatten(2).transpose(1, 2).reshape(-1, 8)
+        # the seeded items sit among the queries: each query is nearer its nearest item than under the random init
+        assert (q @ items.T).amax(1).mean() > (q @ random_items[branch].T).amax(1).mean()
+    with pytest.raises(ConfigError, match="no memory"):
+        create_method("dream", "smoke", variant="disc", item_init="kmeanspp")
+
+
+def test_kmeanspp_runs_inside_fit_and_disc_normalise_is_an_ablation(random_layout, tmp_path):
+    assert create_method("dream", "smoke", ablations=["disc_normalise"]).config.normalize_features
+    method = create_method("dream", "smoke", ablations=["items_kmeanspp"], init_batches=1, epochs=2)
+    seeded = []
+    real = method.init_items
+    method.init_items = lambda *a, **k: seeded.append(real(*a, **k)) or seeded[-1]
+    engine.fit(method, random_layout, tmp_path / "run", seed=0, device="cpu", progress=False)
+    assert len(seeded) == 1  # once, at the first epoch's start, not again at the second

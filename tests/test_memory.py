@@ -934,3 +934,27 @@ def test_cuda_matches_cpu_new_ops(dtype):
     assert torch.isfinite(rg.grad).all() and torch.isfinite(cg.grad).all()
     centres = mem.kmeans_init(r_map.cuda().permute(0, 2, 3, 1).reshape(-1, 16), 8, seed=0, n_init=1)
     assert centres.is_cuda and centres.shape == (8, 16)
+
+
+# --- usage-balanced assignment (vadlab's option against collapse, issue 23) -------------------------------------------
+def test_balanced_update_moves_every_item_when_one_item_is_nearest_to_all_queries():
+    memory = mem
+    from vadlab.memory.update import balanced_assignment
+
+    g = torch.Generator().manual_seed(0)
+    items = torch.nn.functional.normalize(torch.randn(4, 16, generator=g), dim=1)
+    # 64 queries, all nearest to item 0 but spread around it
+    queries = torch.nn.functional.normalize(8 * items[0] + torch.randn(1, 64, 16, generator=g), dim=-1)
+    assert int((queries[0] @ items.T).argmax(-1).unique().numel()) == 1
+    nearest = memory.update(queries, items, max_renorm=False)
+    moved_nearest = (nearest - items).norm(dim=1) > 1e-7
+    assert moved_nearest.tolist() == [True, False, False, False]  # the collapse: only item 0 moves
+    balanced = memory.update(queries, items, max_renorm=False, assign="balanced")
+    assert bool(((balanced - items).norm(dim=1) > 1e-7).all())  # every item takes queries
+    counts = torch.bincount(balanced_assignment(queries[0] @ items.T, torch.ones(64, dtype=torch.bool)), minlength=4)
+    assert int(counts.min()) >= 8 and int(counts.max()) <= 24  # about 64 / 4 each
+    # excluded frames stay out; nothing allowed: items unchanged
+    mask = torch.tensor([False])
+    assert torch.equal(memory.update(queries, items, mask, assign="balanced"), items)
+    with pytest.raises(ValueError, match="assign"):
+        memory.update(queries, items, assign="sinkhorn")

@@ -343,3 +343,27 @@ def test_the_std_rows_carry_the_numbers_of_std_table2():
     spec = reproduce.load_spec("std_table2")
     table2 = get_spec("std").cls.TABLE2
     assert {r.ablation or "full": r.paper for r in spec.rows} == table2
+
+
+def test_the_dream_video_spec_is_the_papers_protocol_beside_the_segment_spec(tmp_path):
+    from conftest import write_random_layout
+
+    from vadlab.data.splits import derived_meta, kfold_split
+
+    video, segment = reproduce.load_spec("dream_table3_video"), reproduce.load_spec("dream_table3")
+    assert video.split["unit"] == "video" and segment.split["unit"] == "segment"
+    assert 2 <= video.split["k"] <= 10 and video.split["folds"] == list(range(video.split["k"]))  # every fold
+    for row in segment.rows:  # the same Table III rows with the paper's numbers
+        twin = video.row(row.id)
+        assert (twin.method, twin.ablation, twin.paper) == (row.method, row.ablation, row.paper)
+    assert video.row("T3.mnad_p").method == "mnad_pred" and video.row("T3.mnad_p").paper is None
+    # the split the spec asks for cuts whole test videos: on 3 anomalous test videos, each fold moves one
+    data = write_random_layout(tmp_path / "data", n_train=2, n_test=3, frames=40, size=(32, 32))
+    moved = set()
+    for fold in video.split["folds"]:
+        out = tmp_path / f"fold{fold}"
+        kfold_split(data, out, k=video.split["k"], fold=fold, unit="video", margin=video.split["margin"])
+        units = derived_meta(out)["units"]
+        assert len({u[0] for u in units}) == 1  # one whole video per fold
+        moved |= {u[0] for u in units}
+    assert len(moved) == 3

@@ -12,7 +12,9 @@ A run folder holds `run.json` (what was run), `checkpoint.pt` (model with its me
 states, epoch, history, `format`; tensors and plain data only, read without running code, never holding NaN or Inf:
 `vadlab.checkpoint`; written atomically after every epoch), `history.json`, and after evaluation
 `metrics.json` and `scores.npz`. At the end of training the run scores its normal training frames and stores the
-distribution of each raw signal in `calibration.npz` (`calibrate`; what `vadlab score` maps new frames onto).
+distribution of each raw signal in `calibration.npz` (`calibrate`; what `vadlab score` maps new frames onto), and
+the health of its memories on a few training batches in `memory_health.json` (`vadlab.analysis.memory.memory_health`,
+copied into `metrics.json` under "memory_health").
 `fit(..., resume=True)` continues from the last checkpoint and, on the CPU with
 the same seed, ends with the same weights as an uninterrupted run.
 
@@ -45,6 +47,7 @@ from tqdm.auto import tqdm
 
 from vadlab import distributed, guards, runs
 from vadlab import threads as cpu_threads
+from vadlab.analysis.memory import memory_health
 from vadlab.config import apply_overrides, check_fits_data
 from vadlab.data.layout import as_layout
 from vadlab.distributed import world  # noqa: F401  (public: `engine.world()` is used by the CLI)
@@ -57,6 +60,8 @@ from vadlab.models.base import EpochContext, check_batch
 from vadlab.registry import get_spec
 
 CHECKPOINT = "checkpoint.pt"
+MEMORY_HEALTH = "memory_health.json"  # written at the end of training, copied into metrics.json
+MEMORY_HEALTH_BATCHES = 16  # training batches the memory-health diagnostic reads (bounded: cheap)
 
 
 # --- small utilities ----------------------------------------------------------------------------------------------
@@ -248,6 +253,11 @@ def _train(method, layout, out: Path, group, interrupts: runs.Interrupts, *, see
     method.train_net = model
     if group.main and last == cfg.epochs:  # trained to the end: the reference `vadlab score` calibrates against
         calibrate(method, layout, progress=progress, epochs_trained=cfg.epochs).save(out / CALIBRATION)
+        rng = _get_rng_state()
+        health = memory_health(method, dataset, max_batches=MEMORY_HEALTH_BATCHES, seed=seed)
+        _set_rng_state(rng)
+        if health:  # per memory space: top item's share, entropy; DREAM: active triplets per branch
+            write_json(out / MEMORY_HEALTH, health)
     return history
 
 
@@ -506,6 +516,8 @@ def _evaluate(method, run: Path, data, progress: bool, overrides: dict | None) -
     arrays = {f"{name}/{video}": arr for name, per in signals.items() for video, arr in per.items()}
     arrays.update({f"score/{video}": arr for video, arr in fused.items()})
     arrays.update({f"label/{v.name}": v.labels for v in layout.testing})
+    if (run / MEMORY_HEALTH).exists():  # the trained memories on the training clips (issue 23)
+        report["memory_health"] = json.loads((run / MEMORY_HEALTH).read_text())
     report["overrides"] = dict(overrides or {})
     with atomic_path(run / f"scores{suffix}.npz") as tmp:
         np.savez_compressed(tmp, **arrays)

@@ -115,3 +115,75 @@ def matching_summary(samples: dict[str, dict[str, dict]]) -> dict[str, dict[str,
                 row["max_prob_mean"] = float(np.asarray(s["weights"]).max(-1).mean())
             out.setdefault(label, {})[space] = row
     return out
+
+
+# --- memory health (issue 23): is every item used, are the triplets active ------------------------------------------
+def assignment_health(nearest, items: int) -> dict[str, float]:
+    """How the queries spread over `items` items, from the index of each query's nearest item (any shape):
+    `top_item_share` (share of the queries whose nearest item is the most used one: 1/M when every item takes as
+    many, 1 when one item takes all), `entropy_nats` (entropy of the nearest-item histogram, natural log: log M at
+    uniform use, 0 when one item takes all), `entropy_normalised` (entropy_nats / log M, in [0, 1]), `items_used`
+    (items nearest to at least one query) and `queries`."""
+    counts = np.bincount(np.asarray(nearest, dtype=np.int64).ravel(), minlength=items).astype(float)
+    total = counts.sum()
+    if total == 0:
+        return {"queries": 0, "items": items, "items_used": 0, "top_item_share": float("nan"),
+                "entropy_nats": float("nan"), "entropy_normalised": float("nan")}
+    p = counts[counts > 0] / total
+    entropy = float(-(p * np.log(p)).sum()) + 0.0  # + 0.0: -0.0 -> 0.0
+    return {"queries": int(total), "items": items, "items_used": int((counts > 0).sum()),
+            "top_item_share": float(counts.max() / total), "entropy_nats": entropy,
+            "entropy_normalised": entropy / float(np.log(items)) if items > 1 else 0.0}
+
+
+def _health_batches(method, dataset, max_batches: int, seed: int) -> list[list[int]]:
+    """Up to `max_batches` training batches: the method's own batch sampler at epoch 0 (DREAM: each batch with its
+    labelled anomalies, so it holds triplets) or a seeded shuffle."""
+    bs = method.config.batch_size
+    batches = method.train_batches(dataset, epoch=0, seed=seed, rank=0, world_size=1, batch_size=bs)
+    if batches is None:
+        order = np.random.default_rng(seed).permutation(len(dataset))
+        batches = [order[i:i + bs].tolist() for i in range(0, len(order), bs)]
+    out = []
+    for batch in batches:
+        out.append([int(i) for i in batch])
+        if len(out) >= max_batches:
+            break
+    return out
+
+
+@torch.no_grad()
+def memory_health(method, dataset, *, max_batches: int = 16, seed: int = 0) -> dict[str, dict]:
+    """Memory health of a trained `method` on `max_batches` batches of its training clips `dataset` (eval mode):
+    per memory space of `Method.memory_spaces`, `assignment_health` of the nearest items of the queries that
+    space's update takes (`MemorySpace.routed`; all queries where it is None), and, for a method with a
+    `triplet_hinges` hook (DREAM), per discriminator branch `triplets` and `active_share`, the share of Eq. 5
+    triplets with a positive loss, and `mean_hinge`. {} for a method without a memory or discriminator. The
+    model's train/eval mode is restored."""
+    was_training = method.model.training
+    method.model.eval()
+    device = _device(method)
+    nearest: dict[str, list] = {}
+    sizes: dict[str, int] = {}
+    hinges: dict[str, list] = {}
+    try:
+        for indices in _health_batches(method, dataset, max_batches, seed):
+            batch = default_collate([dataset[i] for i in indices])
+            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            for name, space in method.memory_spaces(batch).items():
+                near = space.nearest()  # (B, K)
+                if space.routed is not None:
+                    near = near[space.routed.to(near.device)]
+                nearest.setdefault(name, []).append(near.reshape(-1).cpu().numpy())
+                sizes[name] = len(space.items)
+            hook = getattr(method, "triplet_hinges", None)
+            for branch, h in (hook(batch) if hook else {}).items():
+                hinges.setdefault(branch, []).append(h.float().cpu().numpy())
+    finally:
+        method.model.train(was_training)
+    out: dict[str, dict] = {name: assignment_health(np.concatenate(v), sizes[name]) for name, v in nearest.items()}
+    for branch, v in hinges.items():
+        h = np.concatenate(v)
+        out[f"triplets_{branch}"] = {"triplets": int(len(h)), "active_share": float((h > 0).mean()),
+                                     "mean_hinge": float(h.mean())}
+    return out

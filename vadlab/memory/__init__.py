@@ -33,6 +33,7 @@ read_and_concat              MNAD Sec. 3.1.2 ([q, read]); DREAM Eq. 2 (it writes
 nearest_items                MNAD Eq. 11, 13 (DREAM's p and n in Eq. 7-8, 11)
 update(max_renorm=True)      MNAD Eq. 3-5 (training and gated test-time update)
 update(max_renorm=False)     DREAM Eq. 3 (normality memory) and Eq. 4 (abnormality memory)
+update(assign="balanced")    no paper: vadlab's usage-balanced (Sinkhorn) assignment against collapse (issue 23)
 weighted_regular_score       MNAD Eq. 6-7 (the test-time update gate)
 compactness_loss             MNAD Eq. 10-11 (squared=False); DREAM Eq. 7 (squared=True)
 separateness_loss            MNAD Eq. 12-13 (squared=False); DREAM Eq. 8 (squared=True)

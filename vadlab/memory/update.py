@@ -18,20 +18,43 @@ Choices (where the papers leave room or the public code departs from them)
    queries of the batch (DREAM's U^N: the normality queries of the normal samples, selected with ``frame_mask``).
    With ``max_renorm=False`` the softmax scope matters: pooling B frames is not the same as B per-frame updates.
 4. MNAD Eq. 7's denominator sums over the pixels of that frame only.
+5. ``assign="balanced"`` (vadlab's option against memory collapse, in neither paper): U^m comes from a
+   usage-balanced assignment instead of the nearest item: a few Sinkhorn-Knopp iterations on exp(p_m^T q_k / tau)
+   over the allowed queries make every item's column carry 1/M of the mass and every query's row 1/N (SwAV's
+   equipartition), and each query goes to the item of largest balanced mass. The weights v^{k,m} of the chosen
+   item are those of the rule (Eq. 4, with or without Eq. 5). Items then follow the whole query distribution even
+   when one item is nearest to every query.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
 
 from vadlab.memory.addressing import _check
 
-__all__ = ["update", "weighted_regular_score"]
+__all__ = ["update", "balanced_assignment", "weighted_regular_score"]
+
+
+def balanced_assignment(logits: Tensor, allowed: Tensor, temperature: float = 0.05, iterations: int = 3) -> Tensor:
+    """Module choice 5: the item of each of N queries (N,) from Sinkhorn-Knopp on exp(logits / temperature)
+    (N, M), rows of queries not ``allowed`` (N,) bool left out of the balance (their item is meaningless)."""
+    n_allowed = allowed.sum().clamp_min(1).to(logits.dtype)  # tensor: no host sync
+    m = logits.shape[1]
+    neg_inf = torch.tensor(float("-inf"), dtype=logits.dtype, device=logits.device)
+    log_q = torch.where(allowed.unsqueeze(-1), logits / temperature, neg_inf)  # (N, M)
+    for _ in range(iterations):
+        log_q = log_q - torch.logsumexp(log_q, dim=0, keepdim=True) - math.log(m)  # columns 1/M
+        row = torch.logsumexp(log_q, dim=1, keepdim=True)  # (N, 1)
+        log_q = torch.where(allowed.unsqueeze(-1), log_q - row - torch.log(n_allowed), neg_inf)  # rows 1/N
+    return torch.nan_to_num(log_q, nan=float("-inf")).argmax(dim=-1)  # (N,)
 
 
 @torch.no_grad()
-def update(queries: Tensor, items: Tensor, frame_mask: Tensor | None = None, *, max_renorm: bool = True) -> Tensor:
+def update(queries: Tensor, items: Tensor, frame_mask: Tensor | None = None, *, max_renorm: bool = True,
+           assign: str = "nearest", temperature: float = 0.05) -> Tensor:
     """MNAD Eq. 3-5 (``max_renorm=True``) or DREAM Eq. 3-4 (``max_renorm=False``): the updated items (M, C).
 
     The inputs are not modified. All B*K queries of the batch form one set (module docstring, choice 1).
@@ -39,8 +62,11 @@ def update(queries: Tensor, items: Tensor, frame_mask: Tensor | None = None, *, 
     ``weighted_regular_score(pred, target) <= gamma`` (Eq. 6-7: a frame scoring above gamma is treated as abnormal
     and left out), DREAM passes its routing (normal samples for P^N, abnormal ones for P^A). Items with no assigned
     query are returned exactly as they were; if no frame is allowed, the items are returned unchanged. Queries are
-    cast to the items' dtype (the memory's storage dtype, e.g. float32 under AMP).
+    cast to the items' dtype (the memory's storage dtype, e.g. float32 under AMP). ``assign="balanced"`` takes
+    U^m from a usage-balanced assignment at ``temperature`` (module choice 5; vadlab's, in neither paper).
     """
+    if assign not in ("nearest", "balanced"):
+        raise ValueError(f"assign must be 'nearest' or 'balanced', got {assign!r}")
     _check(queries, items)
     B, K, C = queries.shape
     M = items.shape[0]
@@ -56,6 +82,8 @@ def update(queries: Tensor, items: Tensor, frame_mask: Tensor | None = None, *, 
         allowed = frame_mask.to(device=q.device, dtype=torch.bool).repeat_interleave(K)  # (N,)
     neg_inf = torch.tensor(float("-inf"), dtype=logits.dtype, device=logits.device)
     logits = torch.where(allowed.unsqueeze(-1), logits, neg_inf)  # (N, M), excluded queries leave the set
+    if assign == "balanced":  # module choice 5: U^m from the usage-balanced assignment, not the nearest item
+        nearest = balanced_assignment(logits, allowed, temperature)
 
     # MNAD Eq. 4 / DREAM's v_km: softmax over the queries ("horizontal direction"), in log space for stability.
     log_v = logits - torch.logsumexp(logits, dim=0, keepdim=True)  # (N, M), log v^{k,m}

@@ -113,6 +113,7 @@ class MemorySpace:
     items: torch.Tensor  # (M, C): memory items or cluster centres
     weights: torch.Tensor | None = None  # (B, K, M): matching probabilities (None: nearest item only)
     grid: tuple[int, int] | None = None  # (h, w) of the query map when K = h * w, for maps and row colouring
+    routed: torch.Tensor | None = None  # (B,) bool: the clips whose queries this memory's update takes (None: all)
 
     def nearest(self) -> torch.Tensor:
         """(B, K) index of each query's item: the largest matching weight, else the smallest distance."""

@@ -41,10 +41,21 @@ Choices where the paper is silent (each tested in tests/test_dream.py):
 - The generator sees normal clips only (Eq. 6 is on normal samples; its BatchNorm statistics stay normal); the
   encoder and heads see both kinds.
 - Eq. 10: PSNR on images mapped to [0, 1], peak 1. Eq. 12: g is min-max over each video's scored frames.
-- Table III (`variant`, the `ablations`): "mem" = UNet+Mem (MNAD-P's structure: one head, one memory, normal data
-  only, no discriminator), "disc" = UNet+Disc (one head, no memory, one discriminator on the query map, score =
+- Table III (`variant`, the `ablations`): "mem" = UNet+Mem, which the paper ran with [8]'s code: MNAD's Mem-Guided*
+  (MNAD-P's structure: one head, one memory, normal data only, no discriminator; MNAD's update with its Eq. 5,
+  `update_weights="mnad_eq5"`, required; MNAD's losses, Eq. 9-12 with unsquared norms, via
+  `vadlab.models.mnad.memory_losses`, `loss_form="mean"` = MSE and means; MNAD's unsquared Eq. 14 distance in the
+  score), "disc" = UNet+Disc (one head, no memory, one discriminator on the query map, score =
   PSNR only), "mem_disc" = UNet+Mem+Disc (one head, one memory updated by the queries of both kinds of samples,
   one discriminator on Q_hat), "dual" = DREAM. The single-branch rows have doubled query channels (2C), Sec. IV-D.
+- Against memory collapse (issue 23; vadlab's choices, not the paper's, all off in every preset):
+  `update_weights="mnad_eq5"` (ablation `update_eq5`) divides DREAM's v_km by its max over U_m (MNAD's Eq. 5), so
+  the nearest query of every used item moves it with weight 1; `item_init="kmeanspp"` (ablation `items_kmeanspp`)
+  seeds the items with k-means (k-means++ seeding) on the untrained network's routed queries of `init_batches`
+  batches (`init_items`); `normalize_features=True` (ablation `disc_normalise`) L2-normalises the discriminator
+  features, so Eq. 5's margin beta = 1 has a scale (squared distances of unit vectors lie in [0, 4]);
+  `update_assignment="balanced"` (ablation `update_balanced`) takes Eq. 3-4's U_m from a usage-balanced Sinkhorn
+  assignment at `balance_temperature` (`memory.update`'s choice 5) instead of the nearest item.
 - ConvLSTM backbone (`backbone="convlstm"`): MLEP's `cyclegan_convlstm` shape, per frame conv7x7(w0)-IN-ReLU, two
   stride-2 conv3x3 (w1, w2) with IN-ReLU, `res_blocks` residual blocks, a 3x3 ConvLSTM (w2 hidden) over the 4
   frames; the heads (conv3x3 stride 2-IN-ReLU-conv3x3, L2 norm) read the last hidden state, so the query map is
@@ -68,6 +79,7 @@ from vadlab.data.sampling import PureClipDataset, mixed_batches
 from vadlab.errors import ConfigError, DataError
 from vadlab.models.base import MemorySpace, Method
 from vadlab.models.blocks import UNetDecoder, UNetEncoder, conv_bn_relu
+from vadlab.models.mnad import memory_losses as mnad_memory_losses
 from vadlab.models.ops import psnr
 from vadlab.registration import register_method
 
@@ -97,9 +109,27 @@ class DREAMConfig(MethodConfig):
     memory_loss_samples: Literal["routed", "all"] = "routed"  # which samples feed Eq. 7-8 of each branch
     normalize_features: bool = False  # L2-normalise the discriminator features before Eq. 5
     abnormal_per_batch: Annotated[int, Range(1)] = 1  # labelled abnormal clips in every training batch
+    # --- options against memory collapse (issue 23): vadlab's choices, not the paper's; the paper's are the defaults
+    # "dream": Eq. 3-4 as written (v_km, no renormalisation); "mnad_eq5": MNAD's Eq. 5 (v / max over U_m)
+    update_weights: Literal["dream", "mnad_eq5"] = "dream"
+    # "random": unit Gaussian rows from the seed; "kmeanspp": k-means++ on the routed queries of the first batches
+    item_init: Literal["random", "kmeanspp"] = "random"
+    init_batches: Annotated[int, Range(1)] = 8  # batches whose queries seed the items with item_init="kmeanspp"
+    # "nearest": U_m = queries whose nearest item is m (Eq. 3-4); "balanced": a usage-balanced (Sinkhorn) assignment
+    update_assignment: Literal["nearest", "balanced"] = "nearest"
+    balance_temperature: Annotated[float, Range(1e-4)] = 0.05  # tau of the balanced assignment (SwAV's 0.05)
 
     def validate(self) -> None:
         check_multiple(self.image_size, 8, "the query map at 1/8 of the frame")
+        if self.variant == "mem" and self.update_weights != "mnad_eq5":
+            raise ConfigError(f"variant='mem' with update_weights={self.update_weights!r}: Table III's UNet+Mem row "
+                              "is MNAD's Mem-Guided* (the paper ran [8]'s code), whose update has MNAD's Eq. 5; use "
+                              "update_weights='mnad_eq5' (the `unet_mem` ablation sets it)")
+        if self.variant == "mem" and self.update_assignment != "nearest":
+            raise ConfigError(f"variant='mem' with update_assignment={self.update_assignment!r}: Mem-Guided*'s "
+                              "update takes the nearest item (MNAD Eq. 3); use update_assignment='nearest'")
+        if self.variant == "disc" and self.item_init != "random":
+            raise ConfigError(f"item_init={self.item_init!r} with variant='disc': UNet+Disc has no memory")
         if self.backbone == "unet" and len(self.widths) != 3:
             raise ConfigError(f"widths={self.widths}: the U-Net backbone has 3 stages before the heads (queries at "
                               "1/8 of the frame, Sec. IV-B: 32x32 at 256x256); give 3 widths")
@@ -336,8 +366,11 @@ class DREAM(Method):
     """DREAM (Guo et al.): normality and abnormality memories trained with a few labelled anomalies."""
 
     # Table III, as options of the same model (Sec. IV-D)
-    ablations = {"unet_mem": {"variant": "mem"}, "unet_disc": {"variant": "disc"},
-                 "unet_mem_disc": {"variant": "mem_disc"}}
+    ablations = {"unet_mem": {"variant": "mem", "update_weights": "mnad_eq5"}, "unet_disc": {"variant": "disc"},
+                 "unet_mem_disc": {"variant": "mem_disc"},
+                 # against memory collapse (issue 23): vadlab's choices, not the paper's
+                 "update_eq5": {"update_weights": "mnad_eq5"}, "items_kmeanspp": {"item_init": "kmeanspp"},
+                 "disc_normalise": {"normalize_features": True}, "update_balanced": {"update_assignment": "balanced"}}
 
     def build_model(self) -> nn.Module:
         return DREAMNet(self.config)
@@ -365,6 +398,49 @@ class DREAM(Method):
                              world_size=world_size)
 
     # --- training --------------------------------------------------------------------------------------------------
+    def on_epoch_start(self, epoch, context):
+        if epoch == 0 and self.config.uses_memory and self.config.item_init == "kmeanspp":
+            self.init_items(context.dataset, seed=context.seed, device=context.device)
+            if context.world_size > 1:  # the same items on every rank: rank 0's
+                for buf in ("normality", "abnormality", "memory"):
+                    if hasattr(self.model, buf):
+                        torch.distributed.broadcast(getattr(self.model, buf), 0)
+
+    @torch.no_grad()
+    def init_items(self, dataset, *, seed: int, device) -> dict[str, torch.Tensor]:
+        """`item_init="kmeanspp"` (vadlab's choice, not the paper's): each memory's items are the unit-normalised
+        k-means centres (k-means++ seeding, `memory.kmeans_init`) of the routed queries of `init_batches` batches
+        of training clips drawn from the seed (the queries that memory's update takes: normal clips' normality
+        queries for P^N, abnormal clips' abnormality queries for P^A; UNet+Mem+Disc's memory takes both kinds),
+        computed by the untrained network in eval mode (its BatchNorm statistics are not touched)."""
+        cfg, net = self.config, self.model
+        gen = torch.Generator().manual_seed(seed)
+        labels = torch.as_tensor(dataset.clip_label)
+        n_clips = cfg.init_batches * cfg.batch_size
+        kinds = {"normal": [0], "abnormal": [1], "single": [0, 1] if cfg.variant == "mem_disc" else [0]}
+        was_training = net.training
+        net.eval()
+        new = {}
+        for branch in net.heads:
+            pool = torch.nonzero(torch.isin(labels, torch.tensor(kinds[branch]))).flatten()
+            picks = pool[torch.randperm(len(pool), generator=gen)[:n_clips]].tolist()
+            queries = []
+            for i in range(0, len(picks), cfg.batch_size):
+                clips = torch.utils.data.default_collate([dataset[j] for j in picks[i:i + cfg.batch_size]])
+                qmaps, _ = net.encode(clips["input"].to(device))
+                queries.append(qmaps[branch].flatten(2).transpose(1, 2).reshape(-1, qmaps[branch].shape[1]).cpu())
+            pool_q = torch.cat(queries).float() if queries else torch.zeros(0, cfg.query_dim)
+            if len(pool_q) < cfg.memory_items:
+                raise ConfigError(f"item_init='kmeanspp': only {len(pool_q)} {branch} queries for "
+                                  f"memory_items={cfg.memory_items}; raise init_batches or use item_init='random'")
+            rows = torch.randperm(len(pool_q), generator=gen)[:20000]  # bounded k-means cost
+            centres = F.normalize(memory.kmeans_init(pool_q[rows], cfg.memory_items, seed=seed, n_init=1), dim=1)
+            items = net.items(branch)
+            items.copy_(centres.to(items.device, items.dtype))
+            new[branch] = centres
+        net.train(was_training)
+        return new
+
     def training_step(self, batch: dict) -> dict[str, torch.Tensor]:
         cfg = self.config
         labels = batch["label"]  # (B,) clip labels: 0 normal, 1 abnormal
@@ -373,13 +449,19 @@ class DREAM(Method):
         branches = out["branches"]
         err = (out["output"] - batch["target"][normal]).pow(2).flatten(1)  # (B_normal, Ch*H*W)
         paper = cfg.loss_form == "paper"
-        rec = err.sum(1) if paper else err.mean(1)  # Eq. 6: ||I_t - I_hat||^2 per normal sample, (B_normal,)
+        if cfg.variant == "mem":  # Mem-Guided*: MNAD's Eq. 9 (unsquared norm per frame) or its code's MSE
+            rec = err.sum(1).sqrt() if paper else err.mean(1)
+        else:
+            rec = err.sum(1) if paper else err.mean(1)  # Eq. 6: ||I_t - I_hat||^2 per normal sample, (B_normal,)
         losses = {"rec": rec.mean() if len(rec) else err.sum()}
         total = losses["rec"]
         a, p, n = triplet_indices(labels)
         for name, br in branches.items():
             items = self.model.items(name)
-            if items is not None:
+            if items is not None and cfg.variant == "mem":  # Mem-Guided*: MNAD's Eq. 10, 12 (unsquared norms)
+                losses["compact_single"], losses["separate_single"] = mnad_memory_losses(br["queries"], items, cfg)
+                total = total + cfg.lambda_c * losses["compact_single"] + cfg.lambda_s * losses["separate_single"]
+            elif items is not None:
                 scale = br["queries"].shape[1] if paper else 1  # Eq. 7-8 sum over the K queries
                 mask = self._memory_loss_mask(name, labels)
                 losses[f"compact_{name}"] = scale * memory.compactness_loss(
@@ -413,21 +495,25 @@ class DREAM(Method):
 
     def after_optimizer_step(self, outputs: dict) -> None:
         """Eq. 3 (P^N from normal samples' normality queries) and Eq. 4 (P^A from abnormal samples' abnormality
-        queries), without MNAD's Eq. 5; the single memory of UNet+Mem+Disc takes every sample's queries."""
+        queries), without MNAD's Eq. 5 (`update_weights="dream"`, the paper's) or with it (`"mnad_eq5"`, ours for
+        DREAM; Mem-Guided*'s own rule for UNet+Mem); the single memory of UNet+Mem+Disc takes every sample's
+        queries."""
         cfg = self.config
         if not cfg.uses_memory:
             return
         labels = outputs["_labels"]  # (B_global,), gathered with the queries
         net = self.model
+        rule = dict(max_renorm=cfg.update_weights == "mnad_eq5",  # MNAD Eq. 5: v / max_{k' in U_m} v
+                    assign=cfg.update_assignment, temperature=cfg.balance_temperature)
         if cfg.dual:
             net.normality.copy_(memory.update(outputs["_queries_normal"], net.normality, frame_mask=labels == 0,
-                                              max_renorm=False))  # Eq. 3
+                                              **rule))  # Eq. 3
             net.abnormality.copy_(memory.update(outputs["_queries_abnormal"], net.abnormality,
-                                                frame_mask=labels == 1, max_renorm=False))  # Eq. 4
+                                                frame_mask=labels == 1, **rule))  # Eq. 4
         else:
             mask = None if cfg.variant == "mem_disc" else labels == 0
             net.memory.copy_(memory.update(outputs["_queries_single"], net.memory, frame_mask=mask,
-                                           max_renorm=False))
+                                           **rule))  # UNet+Mem: MNAD Eq. 3-5
 
     # --- test time -------------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -438,8 +524,9 @@ class DREAM(Method):
                    "_map": (pred - target).pow(2).sum(dim=1)}  # (B, H, W)
         if self.config.uses_memory:
             name = "normal" if self.config.dual else "single"
-            signals["distance"] = memory.feature_distance(out["branches"][name]["queries"], self.model.items(name),
-                                                          squared=True)  # Eq. 11: normality branch only
+            signals["distance"] = memory.feature_distance(  # Eq. 11 (squared), normality branch only; Mem-Guided*:
+                out["branches"][name]["queries"], self.model.items(name),  # MNAD's Eq. 14 (unsquared)
+                squared=self.config.variant != "mem")
         return signals
 
     def fusion_weights(self) -> dict[str, float]:
@@ -466,8 +553,30 @@ class DREAM(Method):
         qmaps, _ = self.model.encode(batch["input"])
         branches = self.model.read(qmaps)
         names = {"normal": "normality", "abnormal": "abnormality", "single": "memory"}
+        labels = batch.get("label")
+        routed = {} if labels is None else {"normal": labels == 0, "abnormal": labels == 1,
+                                            "single": None if self.config.variant == "mem_disc" else labels == 0}
         return {names[b]: MemorySpace(br["queries"], self.model.items(b), br["weights"],
-                                      grid=tuple(qmaps[b].shape[-2:])) for b, br in branches.items()}
+                                      grid=tuple(qmaps[b].shape[-2:]), routed=routed.get(b))
+                for b, br in branches.items()}
+
+    @torch.no_grad()
+    def triplet_hinges(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Eq. 5's hinge max(0, d(a, p) - d(a, n) + beta) of each triplet of a training batch (`triplet_indices` of
+        its clip labels), per branch: {branch: (T,)}; {} without discriminators or without a triplet."""
+        if not self.config.uses_anomalies:
+            return {}
+        a, p, n = triplet_indices(batch["label"])
+        if not len(a):
+            return {}
+        out = self.model(batch["input"], features=True)
+        hinges = {}
+        for name, f in out["features"].items():
+            if self.config.normalize_features:
+                f = F.normalize(f, dim=1)
+            d_pos, d_neg = (f[a] - f[p]).square().sum(1), (f[a] - f[n]).square().sum(1)
+            hinges[name] = torch.relu(d_pos - d_neg + self.config.beta)  # (T,)
+        return hinges
 
 
 _PRED = dict(frames_in=4, predict=True)
