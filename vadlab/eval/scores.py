@@ -164,11 +164,14 @@ def patch_sums(error, patch: tuple[int, int], stride: tuple[int, int]):
     return F.conv2d(padded, ones, stride=(sh, sw))[:, 0]  # (B, h', w')
 
 
-def pscd_scores(d_app, d_mot, patch: tuple[int, int], stride: tuple[int, int], psi: float) -> dict:
+def pscd_scores(d_app, d_mot, patch: tuple[int, int], stride: tuple[int, int], psi: float,
+                scale: tuple[float, float] = (1.0, 1.0)) -> dict:
     """Algorithm 1 lines 6-14 on a batch: d_app (B, Ca, H, W) = (I - I_hat)^2 and d_mot (B, Cm, H, W) = |F - F_hat|
     (either may be None for a single-branch model). Returns raw per-frame maxima (B,) over patches of
     e_app ("app"), e_mot ("mot") and e_fuse = psi e_app + (1 - psi) e_mot ("pscd", line 13: the raw patch sums are
-    fused, then the max is taken, line 14); Eq. 11 (min-max) is left to :func:`normalise`."""
+    fused, then the max is taken, line 14); Eq. 11 (min-max) is left to :func:`normalise`. `scale` = (s_app, s_mot)
+    divides each branch before the fusion, e_fuse = psi e_app / s_app + (1 - psi) e_mot / s_mot (MAAM-Net's
+    psi_rule="balanced"; (1, 1) is Algorithm 1); "app" and "mot" stay raw."""
     out = {}
     e_app = patch_sums(d_app, patch, stride) if d_app is not None else None  # (B, h', w')
     e_mot = patch_sums(d_mot, patch, stride) if d_mot is not None else None
@@ -177,16 +180,18 @@ def pscd_scores(d_app, d_mot, patch: tuple[int, int], stride: tuple[int, int], p
     if e_mot is not None:
         out["mot"] = e_mot.flatten(1).amax(1)
     if e_app is not None and e_mot is not None:
-        out["pscd"] = (psi * e_app + (1.0 - psi) * e_mot).flatten(1).amax(1)  # (B,), lines 13-14
+        fused = (psi / scale[0]) * e_app + ((1.0 - psi) / scale[1]) * e_mot  # (B, h', w'), line 13
+        out["pscd"] = fused.flatten(1).amax(1)  # (B,), line 14
     return out
 
 
-def pscd_map(d_app, d_mot, patch: tuple[int, int], psi: float):
+def pscd_map(d_app, d_mot, patch: tuple[int, int], psi: float, scale: tuple[float, float] = (1.0, 1.0)):
     """The fused PSCD map at stride 1, frame-sized (B, H, W): each pixel scores the patch centred on it (SAME
-    padding). vadlab's anomaly map for pixel AUC and the error-map figures (the paper reports no pixel result)."""
+    padding), with `pscd_scores`'s psi and scale. vadlab's anomaly map for pixel AUC and the error-map figures (the
+    paper reports no pixel result)."""
     parts = []
     if d_app is not None:
-        parts.append((psi if d_mot is not None else 1.0) * patch_sums(d_app, patch, (1, 1)))
+        parts.append((psi / scale[0] if d_mot is not None else 1.0) * patch_sums(d_app, patch, (1, 1)))
     if d_mot is not None:
-        parts.append((1.0 - psi if d_app is not None else 1.0) * patch_sums(d_mot, patch, (1, 1)))
+        parts.append(((1.0 - psi) / scale[1] if d_app is not None else 1.0) * patch_sums(d_mot, patch, (1, 1)))
     return sum(parts)  # (B, H, W)

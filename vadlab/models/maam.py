@@ -80,6 +80,13 @@ class MAAMConfig(MethodConfig):
     bn_momentum: Annotated[float, Range(0, 1)] = 0.01  # torch convention (TF 0.99 = 0.01)
     bn_eps: Annotated[float, Range(0, min_exclusive=True)] = 1e-3  # TF default of the public code
     psi: Annotated[float, Range(0, 1)] = 10 / 11  # PSCD weight of e_app (Algorithm 1 line 13; code: Ped2 10/11)
+    # how psi meets the two branches' units (ours; `fusion`): "paper" psi as given (the public code's psi at its
+    # size); "flow_scale" psi corrected for flow in pixels of a model smaller or larger than `psi_size`; "balanced"
+    # each branch divided by the spread of its per-frame maximum on the training frames, then weighted 1/2 and 1/2
+    psi_rule: Literal["paper", "flow_scale", "balanced"] = "paper"
+    psi_size: Annotated[tuple[int, int], Range(1)] = (240, 360)  # (H, W) the public code set psi at (Ped2's size)
+    balance_stat: Literal["frame_max", "patch"] = "frame_max"  # "balanced": spread of the per-frame max or of patches
+    similarity: Literal["cosine", "reference"] = "cosine"  # Eq. 1's cosine, or the public code's (not a cosine)
     patch: Annotated[tuple[int, int], Range(1)] = (30, 20)  # PSCD patch (h, w) in model pixels (code: Ped2)
     patch_stride: Annotated[tuple[int, int], Range(1)] = (8, 5)  # PSCD stride (h, w) (code: Ped2, ~patch / 4)
     flow_method: Literal["dis", "farneback", "files"] = "dis"  # vadlab.data.flow ("files": ROOT/<split>/flow/)
@@ -138,6 +145,7 @@ class MAAMNet(nn.Module):
         self.motion = Decoder(c, cfg.dec_widths, 2, cfg) if cfg.branches != "appearance" else None
         self.use_memory = cfg.use_memory
         self.threshold = cfg.shrink_n / cfg.memory_items  # lambda of Eq. 3
+        self.similarity = cfg.similarity  # Eq. 1's cosine or the public code's similarity
         self.apply(_init)
         if cfg.use_memory:  # M (N, C), learned by backprop
             self.memory = nn.Parameter(nn.init.trunc_normal_(torch.empty(cfg.memory_items, c), std=0.02,
@@ -156,7 +164,8 @@ class MAAMNet(nn.Module):
         """z (B, C, h, w) -> z_hat (B, C, h, w), queries (B, K, C) and weights w (B, K, N) (Eq. 1-4)."""
         b, c, h, w = z.shape
         queries = z.flatten(2).transpose(1, 2)  # (B, K, C), one query per position
-        z_hat, weights = memory.shrinkage_read(queries, self.memory, self.threshold)  # (B, K, C), (B, K, N)
+        z_hat, weights = memory.shrinkage_read(queries, self.memory, self.threshold,  # (B, K, C), (B, K, N)
+                                               similarity=self.similarity)  # in float32, also under autocast
         return z_hat.transpose(1, 2).reshape(b, c, h, w), queries, weights
 
     def forward(self, frame: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -244,12 +253,105 @@ class MAAM(Method):
         d_mot = (batch["flow"] - out["motion"]).abs() if "motion" in out else None  # (B, 2, H, W)
         return out, d_app, d_mot
 
+    # --- the fusion's units (issue 22) ------------------------------------------------------------------------------
+    def flow_scale(self) -> float:
+        """How much a flow vector in this model's pixels shrinks against the size psi was set at (`psi_size`): the
+        geometric mean of the two axes' ratios (0.267 for 64x96 against Ped2's 240x360; 1 at the paper's size)."""
+        (h, w), (ph, pw) = self.frame_size, self.config.psi_size
+        return float(np.sqrt(h / ph * w / pw))
+
+    def fusion(self) -> tuple[float, tuple[float, float]]:
+        """(psi, (scale_app, scale_mot)) of e_fuse = psi e_app / scale_app + (1 - psi) e_mot / scale_mot
+        (Algorithm 1 line 13, `pscd_scores`) under `psi_rule`:
+
+        - "paper": (psi, (1, 1)), Algorithm 1 as the public code runs it.
+        - "flow_scale": e_app sums squared [-1, 1] errors, e_mot sums flow errors in model pixels, and a model at a
+          fraction s of `psi_size` sees flow vectors s times shorter while the frame errors keep their scale (the
+          patch area shrinks alike for both branches and cancels). Restoring e_mot / s gives psi e_app + (1 - psi)
+          e_mot / s, i.e. psi' = psi s / (psi s + 1 - psi) with unit scales (ours).
+        - "balanced": each branch in units of its own spread on the normal training frames (`fit_scoring`, stored
+          in the run as `scoring_fit.json`): scale = the standard deviation of the branch's per-frame maximum
+          (`balance_stat="frame_max"`) or of all its patch sums ("patch"), psi = 1/2 (ours; psi is not used).
+        """
+        cfg = self.config
+        if cfg.psi_rule == "paper":
+            return cfg.psi, (1.0, 1.0)
+        if cfg.psi_rule == "flow_scale":
+            s = self.flow_scale()
+            return cfg.psi * s / (cfg.psi * s + 1.0 - cfg.psi), (1.0, 1.0)
+        fit = getattr(self, "scoring_fit", None)
+        if fit is None:
+            raise ConfigError("psi_rule='balanced' needs the branches' statistics on the training frames "
+                              "(scoring_fit.json in the run folder; `vadlab evaluate` computes it when missing)")
+        key = "frame_max_std" if cfg.balance_stat == "frame_max" else "patch_std"
+        return 0.5, (max(fit["app"][key], 1e-12), max(fit["mot"][key], 1e-12))
+
+    @torch.no_grad()
+    def fit_scoring(self, layout, *, progress: bool = True) -> dict:
+        """Label-free statistics of the two branches on the normal training frames (the videos `vadlab score`'s
+        calibration scores), at this config's patch and stride: per branch the mean and standard deviation of the
+        per-frame maximum of e_app / e_mot and of all patch sums; the mean flow magnitude |F| (model pixels) and the
+        number of frames. What psi_rule="balanced" divides by; the engine stores it as `scoring_fit.json`."""
+        from tqdm.auto import tqdm
+
+        from vadlab.engine import calibration_videos
+        from vadlab.eval.scores import patch_sums
+
+        cfg = self.config
+        if cfg.branches != "both":
+            return {}
+        videos = calibration_videos(layout.training)
+        data = self.test_dataset(videos)
+        device = next(self.model.parameters()).device
+        was_training = self.model.training
+        self.model.eval()
+        maxima = {"app": [], "mot": []}
+        moments = {k: torch.zeros(3, dtype=torch.float64) for k in maxima}  # count, sum, sum of squares
+        flow_sum, flow_pixels = 0.0, 0
+        loader = torch.utils.data.DataLoader(data, batch_size=max(cfg.batch_size, 16))
+        for batch in tqdm(loader, desc="maam: branch statistics (training frames)", disable=not progress,
+                          leave=False):
+            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            _, d_app, d_mot = self._errors(batch)
+            for name, d in (("app", d_app), ("mot", d_mot)):
+                e = patch_sums(d.float(), cfg.patch, cfg.patch_stride).flatten(1).double().cpu()  # (B, patches)
+                maxima[name].append(e.amax(1))
+                moments[name] += torch.stack([torch.tensor(float(e.numel()), dtype=torch.float64), e.sum(),
+                                              e.square().sum()])
+            flow_sum += float(batch["flow"].float().norm(dim=1).sum())
+            flow_pixels += batch["flow"][:, 0].numel()
+        self.model.train(was_training)
+        out = {"patch": list(cfg.patch), "patch_stride": list(cfg.patch_stride), "frames": len(data),
+               "videos": [v.name for v in videos], "flow_mean_magnitude": flow_sum / max(flow_pixels, 1)}
+        for name in ("app", "mot"):
+            m = torch.cat(maxima[name])
+            n, total, squares = moments[name].tolist()
+            mean = total / n
+            out[name] = {"frame_max_mean": float(m.mean()), "frame_max_std": float(m.std()) if len(m) > 1 else 0.0,
+                         "patch_mean": mean, "patch_std": float(np.sqrt(max(squares / n - mean * mean, 0.0)))}
+        return out
+
+    def use_scoring_fit(self, fit: dict) -> bool:
+        """Take `fit_scoring`'s statistics (from the run's file); False when they were taken at another patch or
+        stride than this config's (the engine then computes them again for this evaluation)."""
+        cfg = self.config
+        if not fit or (tuple(fit.get("patch", ())), tuple(fit.get("patch_stride", ()))) != (cfg.patch,
+                                                                                            cfg.patch_stride):
+            return False
+        self.scoring_fit = fit
+        return True
+
     @torch.no_grad()
     def score_batch(self, batch: dict) -> dict[str, torch.Tensor]:
         cfg = self.config
         out, d_app, d_mot = self._errors(batch)
-        signals = pscd_scores(d_app, d_mot, cfg.patch, cfg.patch_stride, cfg.psi)  # Algorithm 1, raw
-        signals["_map"] = pscd_map(d_app, d_mot, cfg.patch, cfg.psi)  # (B, H, W)
+        psi, scale = self.fusion() if d_app is not None and d_mot is not None else (cfg.psi, (1.0, 1.0))
+        signals = pscd_scores(d_app, d_mot, cfg.patch, cfg.patch_stride, psi, scale)  # Algorithm 1, raw
+        signals["_map"] = pscd_map(d_app, d_mot, cfg.patch, psi, scale)  # (B, H, W)
+        if "flow" in batch:  # mean |F| of the scored frames' flow targets, in model pixels (metrics.json)
+            flow = self.__dict__.setdefault("_flow_stats", [0.0, 0])
+            flow[0] += float(batch["flow"].float().norm(dim=1).sum())
+            flow[1] += batch["flow"][:, 0].numel()
         if "weights" in out:  # Fig. 5, per scored frame (a frame scored twice counts once)
             per_query, per_frame = items_selected(out["weights"])
             stats = self.__dict__.setdefault("_item_stats", {})
@@ -269,11 +371,20 @@ class MAAM(Method):
     def test_statistics(self) -> dict:
         """Fig. 5: items selected after shrinkage, per query and per frame, averaged over the scored test frames."""
         stats = self.__dict__.pop("_item_stats", {})
-        if not stats:
-            return {}
-        per_query, per_frame = np.array(list(stats.values())).T
-        return {"items_per_query": float(per_query.mean()), "items_per_frame": float(per_frame.mean()),
-                "memory_items": self.config.memory_items}
+        flow = self.__dict__.pop("_flow_stats", None)
+        out = {}
+        if flow is not None:  # the flow's scale at this size (issue 22): mean |F| in model pixels, scored frames
+            out.update(flow_mean_magnitude=flow[0] / max(flow[1], 1), flow_scale=self.flow_scale(),
+                       frame_size=list(self.frame_size))
+        if self.config.branches == "both":
+            psi, scale = self.fusion()
+            out["fusion"] = {"psi_rule": self.config.psi_rule, "psi": psi, "scale_app": scale[0],
+                             "scale_mot": scale[1]}
+        if stats:
+            per_query, per_frame = np.array(list(stats.values())).T
+            out.update(items_per_query=float(per_query.mean()), items_per_frame=float(per_frame.mean()),
+                       memory_items=self.config.memory_items)
+        return out
 
     # --- looking inside ----------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -281,7 +392,8 @@ class MAAM(Method):
         """output (appearance), flow_pred, d_app and d_mot summed over channels (B, H, W), pscd_map, weights."""
         cfg = self.config
         out, d_app, d_mot = self._errors(batch)
-        result = {"pscd_map": pscd_map(d_app, d_mot, cfg.patch, cfg.psi)}
+        psi, scale = self.fusion() if d_app is not None and d_mot is not None else (cfg.psi, (1.0, 1.0))
+        result = {"pscd_map": pscd_map(d_app, d_mot, cfg.patch, psi, scale)}
         if d_app is not None:
             result.update(output=out["appearance"], d_app=d_app.sum(1))
         if d_mot is not None:
