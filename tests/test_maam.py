@@ -373,3 +373,19 @@ def test_fig6_sweeps_are_specs_with_the_plotted_numbers(name, key, values):
     spec = reproduce.load_spec(name)
     assert {r.set[key]: r.paper for r in spec.rows} == values
     assert spec.row(f"F6.{key}{'0.1' if key == 'zeta' else '0.001'}").paper == 0.977  # = Table 2's Ours
+
+
+def test_items_per_query_counts_every_query_of_every_scored_frame(random_layout, tmp_path):
+    from vadlab.analysis.maam import items_per_query, plot_items_histograms
+
+    method = create_method("maam", "smoke")
+    layout = load_layout(random_layout)
+    counts = items_per_query(method, layout.testing[:1])
+    z, _ = method.model.encode(torch.zeros(1, 1, 24, 40))
+    assert len(counts) == (len(layout.testing[0]) - 1) * z.shape[-2] * z.shape[-1]  # the last frame is unscored
+    assert counts.min() >= 1 and counts.max() <= method.config.memory_items
+    batch = method.clip(layout.testing[0], 0)
+    per_query, _ = items_selected(method.model(batch["input"][:, 0])["weights"])
+    assert float(per_query[0]) == pytest.approx(counts[:z.shape[-2] * z.shape[-1]].mean())
+    fig = plot_items_histograms({"cosine": {"a": counts, "b": counts // 2}}, 20, path=tmp_path / "f5.png")
+    assert (tmp_path / "f5.png").stat().st_size > 0 and len(fig.axes) == 1
