@@ -18,7 +18,9 @@ Choices where the paper is silent or ambiguous (each tested in tests/test_maam.p
   weights truncated normal sigma 0.02 (cut at 2 sigma), biases 0; BatchNorm with the TF defaults of the public code
   (momentum 0.99 = torch 0.01, eps 1e-3) in `paper`; the `cpu` preset uses torch's 0.1 (a few hundred steps only).
 - Memory: a learned parameter, updated by backpropagation with everything else ("constantly updated at each
-  iteration"); no update rule. lambda = `shrink_n` / N (paper: 1/N). Eq. 1 is a true cosine.
+  iteration"); no update rule. lambda = `shrink_n` / N (paper: 1/N). Eq. 1 is a true cosine; the public code's
+  similarity, which is not one, is `similarity="reference"` (for Fig. 5; `vadlab.memory.reference_similarity`).
+  The addressing runs in float32 under autocast (a bf16 softmax blurs the hard threshold at N = 2000).
 - Loss reductions (`vadlab.memory.losses`): L_app the mean squared error over all elements, L_mot the mean absolute
   error (public code); Eq. 8 and 9 per query, averaged over queries; Eq. 8 averaged over the N items by default
   (`entropy_reduction="mean"`, the public code's strength: summing with alpha = 3e-4 is N times stronger).
@@ -30,6 +32,11 @@ Choices where the paper is silent or ambiguous (each tested in tests/test_maam.p
   Signals: "app", "mot" (max of e_app, e_mot alone) and "pscd" (fused raw patch sums, then the max); the frame
   score is "pscd", min-max normalised per video (headline) or over the test set (`auc_global_norm`, the public
   code). The anomaly map ("_map", pixel AUC, figures) is PSCD's fused map at stride 1.
+- psi's units (`psi_rule`, `MAAM.fusion`, ours): psi weighs squared [-1, 1] frame errors against flow errors in model
+  pixels, and the code set it at its size. "paper" takes it as given (the paper presets); "flow_scale" corrects it
+  for a model at another size than `psi_size`; "balanced" divides each branch by the spread of its per-frame maximum
+  on the normal training frames (`fit_scoring`, stored in the run as `scoring_fit.json` at the end of training) and
+  weighs them 1/2, 1/2. metrics.json reports the fusion used and the flow's mean |F| at the model's size.
 - Fig. 5's statistic is logged twice: `items_per_query` (non-zero weights per query, averaged: the public code's
   count) and `items_per_frame` (items used by any query of the frame), in training history and test statistics.
 - Grey frames go in as 3 identical channels (Table 1, Algorithm 1's 3-channel filter); the flow is computed on
@@ -422,14 +429,18 @@ def _scaled(size: tuple[int, int], native: tuple[int, int], patch: tuple[int, in
 # Sec. 4.3: Adam, lambda = 1/N, lambda_m = 2, alpha = 3e-4, beta = 1e-3, zeta = 0.1 ("the margin is 0.001" is beta,
 # checklist Sec. 6.2: no sixth constant), 50 epochs, fixed lr; batch 15 (public code's CLI). PSCD numbers: the public
 # code's test.py:40-44, at the model size already.
+# psi: the paper presets keep the code's psi with psi_rule="paper". The authors set it at their model size (Ped2
+# 240x360, Avenue and SHT 180x320: psi_size) on flow made offline at that size, so at the same size there is nothing
+# to convert (flow_scale's s is 1), and "balanced" would replace the authors' weight by ours. Whether their Avenue and
+# SHT flow vectors were scaled with the resize is unknown (the checklist, Sec. 1): vadlab's flow is in model pixels.
 _PAPER = dict(channels=3, batch_size=15, epochs=50, cosine_schedule=False, lambda_m=2.0, alpha=3e-4, beta=1e-3,
-              zeta=0.1, shrink_n=1.0, bn_momentum=0.01, bn_eps=1e-3)
+              zeta=0.1, shrink_n=1.0, bn_momentum=0.01, bn_eps=1e-3, psi_rule="paper", similarity="cosine")
 PAPER_PED2 = MAAMConfig(**_PAPER, image_size=(240, 360), memory_items=500, lr=2e-5, patch=(30, 20),
-                        patch_stride=(8, 5), psi=10 / 11)  # Ped2: native size, N = 500, lr 2e-5
+                        patch_stride=(8, 5), psi=10 / 11, psi_size=(240, 360))  # Ped2: native size, N = 500, lr 2e-5
 PAPER_AVENUE = MAAMConfig(**_PAPER, image_size=(180, 320), memory_items=2000, lr=5e-4, patch=(85, 40),
-                          patch_stride=(5, 5), psi=100 / 101)  # Avenue: 180x320, N = 2000, lr 5e-4 (as printed)
+                          patch_stride=(5, 5), psi=100 / 101, psi_size=(180, 320))  # Avenue: N = 2000, lr 5e-4
 PAPER_SHT = MAAMConfig(**_PAPER, image_size=(180, 320), memory_items=2000, lr=1e-5, patch=(20, 28),
-                       patch_stride=(8, 5), psi=1 / 11)  # ShanghaiTech: 180x320, N = 2000, lr 1e-5
+                       patch_stride=(8, 5), psi=1 / 11, psi_size=(180, 320))  # ShanghaiTech: N = 2000, lr 1e-5
 
 # `cpu`: Table 1 at a quarter of the widths and 64x96 frames (Ped2's 2:3 aspect, 0.267 of its size), N = 500 as
 # for Ped2, Ped2's PSCD patch, stride and psi scaled to the size; lr 1e-3 for a few CPU epochs (the paper's 2e-5 is
