@@ -52,7 +52,7 @@ from vadlab.eval.calibration import CALIBRATION, Calibration
 from vadlab.eval.protocol import evaluate_signals
 from vadlab.eval.scores import fuse
 from vadlab.io import atomic_path, write_json
-from vadlab.models.base import EpochContext
+from vadlab.models.base import EpochContext, Method
 from vadlab.registry import get_spec
 
 CHECKPOINT = "checkpoint.pt"
@@ -366,6 +366,8 @@ def ensure_scoring_fit(method, run: str | os.PathLike, data, *, progress: bool =
     method's config, else computed on the normal training frames of `data` (and written when the run has no file
     yet; one computed for other test-time settings, e.g. another patch size, is used for this call only). None
     for a method that needs none."""
+    if type(method).fit_scoring is Method.fit_scoring:  # a method without such constants: nothing to read or do
+        return None
     file = Path(run) / SCORING_FIT
     if file.exists() and method.use_scoring_fit(_read_scoring_fit(file)):
         return _read_scoring_fit(file)
