@@ -389,3 +389,12 @@ def test_items_per_query_counts_every_query_of_every_scored_frame(random_layout,
     assert float(per_query[0]) == pytest.approx(counts[:z.shape[-2] * z.shape[-1]].mean())
     fig = plot_items_histograms({"cosine": {"a": counts, "b": counts // 2}}, 20, path=tmp_path / "f5.png")
     assert (tmp_path / "f5.png").stat().st_size > 0 and len(fig.axes) == 1
+
+
+def test_a_damaged_scoring_fit_is_named(tmp_path):
+    from vadlab.errors import DataError
+
+    (tmp_path / engine.SCORING_FIT).write_text("{not json")
+    with pytest.raises(DataError, match="scoring_fit.json: cannot read"):
+        engine.ensure_scoring_fit(create_method("maam", "smoke"), tmp_path, tmp_path)
+    assert engine.ensure_scoring_fit(create_method("mnad_pred", "smoke"), tmp_path, tmp_path) is None  # none needed
