@@ -398,3 +398,10 @@ def test_a_damaged_scoring_fit_is_named(tmp_path):
     with pytest.raises(DataError, match="scoring_fit.json: cannot read"):
         engine.ensure_scoring_fit(create_method("maam", "smoke"), tmp_path, tmp_path)
     assert engine.ensure_scoring_fit(create_method("mnad_pred", "smoke"), tmp_path, tmp_path) is None  # none needed
+
+
+def test_the_cpu_preset_balances_the_branches_and_the_paper_presets_keep_the_codes_psi():
+    assert get_config("maam", "cpu").psi_rule == "balanced"
+    for preset, size in (("paper", (240, 360)), ("paper_avenue", (180, 320)), ("paper_shanghaitech", (180, 320))):
+        cfg = get_config("maam", preset)
+        assert (cfg.psi_rule, cfg.psi_size, cfg.image_size, cfg.similarity) == ("paper", size, size, "cosine")
