@@ -446,7 +446,8 @@ PAPER_SHT = MAAMConfig(**_PAPER, image_size=(180, 320), memory_items=2000, lr=1e
 # for Ped2, Ped2's PSCD patch, stride and psi scaled to the size; lr 1e-3 for a few CPU epochs (the paper's 2e-5 is
 # for 50 epochs at full size); BN momentum 0.1. The fusion: psi_rule="balanced" (issue 22, ours): at 64x96 the
 # code's psi = 10/11 lets the appearance branch drown the motion branch (flow 0.267 times shorter than at 240x360);
-# each branch in units of its spread on the training frames instead (measurements: docs/methods/maam.md).
+# each branch in units of its spread on the training frames instead. Chosen from its argument (label-free, the
+# branches' own scales) before the ped2-mini measurements ran; docs/methods/maam.md says what was measured.
 _CPU_SIZE = (64, 96)
 _CPU_PATCH, _CPU_STRIDE = _scaled(_CPU_SIZE, (240, 360), (30, 20), (8, 5))
 CPU = MAAMConfig(image_size=_CPU_SIZE, channels=3, enc_widths=(16, 32, 64, 128, 128), dec_widths=(64, 64, 32, 16),
