@@ -258,3 +258,151 @@ def test_inspect_gives_every_map_at_frame_size(random_layout, tmp_path):
         assert out[key].shape == (1, 24, 40)
     assert out["output"].shape == (1, 1, 24, 40) and out["flow_pred"].shape == (1, 2, 24, 40)
     assert set(method.memory_spaces(batch)) == {"memory"}
+
+
+# --- the fusion's units (issue 22) ----------------------------------------------------------------------------------
+def _hot_errors():
+    """An appearance error of 1 top-left and a motion error of 3 bottom-right, far apart (patch 2x2, stride 2)."""
+    d_app, d_mot = torch.zeros(1, 3, 8, 8), torch.zeros(1, 2, 8, 8)
+    d_app[0, 0, 1, 1] = 1.0
+    d_mot[0, 0, 6, 6] = 3.0
+    return d_app, d_mot
+
+
+def test_psi_weighs_the_appearance_branch():
+    """Algorithm 1 line 13: e_fuse = psi e_app + (1 - psi) e_mot; psi = 0.8 on e_app gives max(0.8, 0.6) = 0.8,
+    psi on e_mot would give max(0.2, 2.4) = 2.4."""
+    d_app, d_mot = _hot_errors()
+    assert float(pscd_scores(d_app, d_mot, (2, 2), (2, 2), psi=0.8)["pscd"]) == pytest.approx(0.8)
+    assert float(pscd_map(d_app, d_mot, (2, 2), psi=0.8).max()) == pytest.approx(0.8)
+    # the scales divide their own branch: e_app / 0.5 and e_mot / 6 -> max(0.8 * 2, 0.2 * 0.5)
+    assert float(pscd_scores(d_app, d_mot, (2, 2), (2, 2), 0.8, (0.5, 6.0))["pscd"]) == pytest.approx(1.6)
+    assert float(pscd_map(d_app, d_mot, (2, 2), 0.8, (6.0, 0.5)).max()) == pytest.approx(0.2 * 6)
+
+
+def test_the_method_passes_its_psi_to_e_app(monkeypatch):
+    """Through MAAM.score_batch: the config's psi (!= 0.5) weighs the appearance errors."""
+    method = create_method("maam", "smoke", psi=0.8, patch=(2, 2), patch_stride=(2, 2))
+    d_app, d_mot = _hot_errors()
+    monkeypatch.setattr(method, "_errors", lambda batch: ({}, d_app, d_mot))
+    signals = method.score_batch({})
+    assert float(signals["pscd"]) == pytest.approx(0.8)
+    assert float(signals["app"]) == 1.0 and float(signals["mot"]) == 3.0  # the branches stay raw
+
+
+def test_psi_rules():
+    """paper: psi as given; flow_scale: psi' = psi s / (psi s + 1 - psi) with s the size ratio; balanced: 1/2 and
+    each branch's stored spread, refused without the statistics."""
+    paper = create_method("maam", "cpu", psi_rule="paper", psi=10 / 11)
+    assert paper.fusion() == (10 / 11, (1.0, 1.0))
+    scaled = create_method("maam", "cpu", psi_rule="flow_scale", psi=10 / 11)
+    s = 64 / 240  # 64x96 against 240x360: both axes 0.2667
+    assert scaled.flow_scale() == pytest.approx(s)
+    psi, scale = scaled.fusion()
+    assert psi == pytest.approx((10 / 11) * s / ((10 / 11) * s + 1 / 11)) and scale == (1.0, 1.0)
+    assert psi == pytest.approx(0.7273, abs=1e-4)  # e_mot / s against e_app: 10 s / (10 s + 1) = 8 / 11
+    at_paper_size = create_method("maam", "paper", psi_rule="flow_scale")
+    assert at_paper_size.flow_scale() == 1.0 and at_paper_size.fusion()[0] == pytest.approx(10 / 11)
+    balanced = create_method("maam", "cpu", psi_rule="balanced")
+    with pytest.raises(ConfigError, match="balanced"):
+        balanced.fusion()
+    fit = {"patch": list(balanced.config.patch), "patch_stride": list(balanced.config.patch_stride),
+           "app": {"frame_max_std": 2.0, "patch_std": 0.5}, "mot": {"frame_max_std": 0.25, "patch_std": 0.1}}
+    assert not balanced.use_scoring_fit({**fit, "patch": [1, 1]})  # taken at another patch: refused
+    assert balanced.use_scoring_fit(fit)
+    assert balanced.fusion() == (0.5, (2.0, 0.25))
+    patch = create_method("maam", "cpu", psi_rule="balanced", balance_stat="patch")
+    patch.use_scoring_fit(fit)
+    assert patch.fusion() == (0.5, (0.5, 0.1))
+
+
+def test_branch_statistics_are_stored_at_the_end_of_training_and_used_by_balanced(random_layout, tmp_path):
+    run = tmp_path / "run"
+    engine.fit(create_method("maam", "smoke", epochs=1), random_layout, run, device="cpu", progress=False)
+    fit = __import__("json").loads((run / engine.SCORING_FIT).read_text())
+    layout = load_layout(random_layout)
+    assert fit["frames"] == sum(len(v) - 1 for v in layout.training)  # every training frame with a flow
+    for branch in ("app", "mot"):
+        stats = fit[branch]
+        assert stats["frame_max_std"] > 0 and stats["patch_std"] > 0
+        assert stats["frame_max_mean"] >= stats["patch_mean"] > 0  # the max of a frame's patches >= their mean
+    flows = [load_flow(v, (24, 40), "dis") for v in layout.training]
+    expected = np.mean(np.concatenate([np.linalg.norm(f[:len(v) - 1], axis=1).ravel()
+                                       for f, v in zip(flows, layout.training)]))
+    assert fit["flow_mean_magnitude"] == pytest.approx(float(expected), rel=1e-3)
+
+    report = engine.evaluate_run(run, random_layout, device="cpu", progress=False)
+    assert report["fusion"] == {"psi_rule": "paper", "psi": pytest.approx(10 / 11), "scale_app": 1.0,
+                                "scale_mot": 1.0}
+    assert report["flow_mean_magnitude"] > 0 and report["frame_size"] == [24, 40]
+    (run / engine.SCORING_FIT).unlink()  # a run from before the file: an evaluation computes it again
+    balanced = engine.evaluate_run(run, random_layout, device="cpu", progress=False,
+                                   overrides={"psi_rule": "balanced"})
+    assert (run / engine.SCORING_FIT).exists()
+    assert balanced["fusion"]["scale_app"] == pytest.approx(fit["app"]["frame_max_std"], rel=1e-5)
+    assert balanced["fusion"]["psi"] == 0.5
+    assert balanced["per_signal_auc"]["app"] == report["per_signal_auc"]["app"]  # the branches are unchanged
+    assert (run / "metrics[psi_rule=balanced].json").exists() and (run / "metrics.json").exists()
+
+
+# --- the paper's tables as `vadlab reproduce` specs ------------------------------------------------------------------
+def test_table5_spec_carries_all_four_rows_and_each_branch():
+    """Table 5, Ped2 (App / Mot / App+Mot): rows without L_spa and L_lat, L_spa only, L_lat only, both."""
+    from vadlab import reproduce
+
+    spec = reproduce.load_spec("maam_table5")
+    table5 = {"none": ("no_memory_losses", .826, .972, .974), "spa": ("no_latent", .855, .972, .974),
+              "lat": ("no_sparsity", .830, .972, .975), "both": (None, .778, .972, .977)}
+    for key, (ablation, app, mot, fused) in table5.items():
+        trained = spec.row(f"T5.{key}")
+        assert trained.method == "maam" and trained.ablation == ablation and trained.paper == fused
+        assert (spec.row(f"T5.{key}.app").metric, spec.row(f"T5.{key}.app").paper) == ("per_signal_auc.app", app)
+        assert (spec.row(f"T5.{key}.mot").metric, spec.row(f"T5.{key}.mot").paper) == ("per_signal_auc.mot", mot)
+        assert spec.row(f"T5.{key}.app").scored_from == spec.row(f"T5.{key}.mot").scored_from == f"T5.{key}"
+    cfg = {r.id: get_config("maam", "cpu", ablations=[r.ablation] if r.ablation else []) for r in spec.rows
+           if r.scored_from is None}
+    assert [(c.sparsity_loss, c.latent_loss) for c in cfg.values()] == [(False, False), (True, False), (False, True),
+                                                                        (True, True)]
+
+
+@pytest.mark.parametrize("name,key,values", [
+    ("maam_fig6_zeta", "zeta", {0.025: .972, 0.05: .974, 0.1: .977, 0.2: .973, 0.4: .975}),
+    ("maam_fig6_beta", "beta", {0.00025: .973, 0.0005: .975, 0.001: .977, 0.002: .972, 0.004: .973})])
+def test_fig6_sweeps_are_specs_with_the_plotted_numbers(name, key, values):
+    from vadlab import reproduce
+
+    spec = reproduce.load_spec(name)
+    assert {r.set[key]: r.paper for r in spec.rows} == values
+    assert spec.row(f"F6.{key}{'0.1' if key == 'zeta' else '0.001'}").paper == 0.977  # = Table 2's Ours
+
+
+def test_items_per_query_counts_every_query_of_every_scored_frame(random_layout, tmp_path):
+    from vadlab.analysis.maam import items_per_query, plot_items_histograms
+
+    method = create_method("maam", "smoke")
+    layout = load_layout(random_layout)
+    counts = items_per_query(method, layout.testing[:1])
+    z, _ = method.model.encode(torch.zeros(1, 1, 24, 40))
+    assert len(counts) == (len(layout.testing[0]) - 1) * z.shape[-2] * z.shape[-1]  # the last frame is unscored
+    assert counts.min() >= 1 and counts.max() <= method.config.memory_items
+    batch = method.clip(layout.testing[0], 0)
+    per_query, _ = items_selected(method.model(batch["input"][:, 0])["weights"])
+    assert float(per_query[0]) == pytest.approx(counts[:z.shape[-2] * z.shape[-1]].mean())
+    fig = plot_items_histograms({"cosine": {"a": counts, "b": counts // 2}}, 20, path=tmp_path / "f5.png")
+    assert (tmp_path / "f5.png").stat().st_size > 0 and len(fig.axes) == 1
+
+
+def test_a_damaged_scoring_fit_is_named(tmp_path):
+    from vadlab.errors import DataError
+
+    (tmp_path / engine.SCORING_FIT).write_text("{not json")
+    with pytest.raises(DataError, match="scoring_fit.json: cannot read"):
+        engine.ensure_scoring_fit(create_method("maam", "smoke"), tmp_path, tmp_path)
+    assert engine.ensure_scoring_fit(create_method("mnad_pred", "smoke"), tmp_path, tmp_path) is None  # none needed
+
+
+def test_the_cpu_preset_balances_the_branches_and_the_paper_presets_keep_the_codes_psi():
+    assert get_config("maam", "cpu").psi_rule == "balanced"
+    for preset, size in (("paper", (240, 360)), ("paper_avenue", (180, 320)), ("paper_shanghaitech", (180, 320))):
+        cfg = get_config("maam", preset)
+        assert (cfg.psi_rule, cfg.psi_size, cfg.image_size, cfg.similarity) == ("paper", size, size, "cosine")

@@ -958,3 +958,52 @@ def test_balanced_update_moves_every_item_when_one_item_is_nearest_to_all_querie
     assert torch.equal(memory.update(queries, items, mask, assign="balanced"), items)
     with pytest.raises(ValueError, match="assign"):
         memory.update(queries, items, assign="sinkhorn")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# MAAM: the public code's similarity; float32 addressing under autocast (issue 22)
+# ---------------------------------------------------------------------------------------------------------------
+def test_reference_similarity_by_hand():
+    """(q.m + eps) / (sum_c q_c^2 m_c^2 + eps), the public code's `cos_sim`: q = (1, 2) with m = (3, -1) gives
+    1 / 13, with m = (2, 0) 2 / 4; doubling m halves it (not scale-invariant, unlike Eq. 1)."""
+    q = torch.tensor([[[1.0, 2.0]]], dtype=torch.float64)
+    items = torch.tensor([[3.0, -1.0], [2.0, 0.0], [4.0, 0.0]], dtype=torch.float64)
+    s = mem.reference_similarity(q, items)
+    torch.testing.assert_close(s, torch.tensor([[[1 / 13, 0.5, 0.25]]], dtype=torch.float64))
+    assert float(mem.cosine_similarity(q, items)[0, 0, 1]) == pytest.approx(1 / 5 ** 0.5)  # Eq. 1 differs
+
+
+def test_shrinkage_read_with_the_reference_similarity():
+    q, items = make(2, 3, 7, 5, dtype=torch.float64, seed=3)
+    z_hat, w = mem.shrinkage_read(q, items, 1 / 7, similarity="reference")
+    w_manual = mem.hard_shrinkage(torch.softmax(mem.reference_similarity(q, items), -1), 1 / 7)
+    torch.testing.assert_close(w, w_manual)
+    torch.testing.assert_close(z_hat, w_manual @ items)
+    _, w_scaled = mem.shrinkage_read(q, 0.25 * items, 1 / 7, similarity="reference")
+    assert not torch.allclose(w_scaled, w)  # scaling the items changes the reference weights
+    with pytest.raises(ValueError, match="similarity"):
+        mem.shrinkage_read(q, items, 1 / 7, similarity="dot")
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_shrinkage_mask_under_autocast_equals_float32(device):
+    """N = 2000, lambda = 1/N (Avenue, SHT): the shrinkage mask of a read under bf16 autocast equals the float32
+    one, and an unguarded bf16 similarity would keep other items (the test can fail)."""
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA")
+    if device == "cpu" and not torch.amp.is_autocast_available("cpu"):
+        pytest.skip("this torch has no CPU autocast")
+    gen = torch.Generator().manual_seed(0)
+    q = torch.randn(2, 40, 64, generator=gen).to(torch.bfloat16).to(device)  # an encoder's output under autocast
+    items = (0.02 * torch.randn(2000, 64, generator=gen)).to(device)  # the memory: a float32 parameter
+    lam = 1 / 2000
+    z32, w32 = mem.shrinkage_read(q.float(), items, lam)  # float32, no autocast
+    with torch.autocast(device, dtype=torch.bfloat16):
+        z_auto, w_auto = mem.shrinkage_read(q, items, lam)
+        unguarded = torch.softmax(mem.cosine_similarity(q.float(), items), -1)
+    assert w_auto.dtype == torch.float32 and z_auto.dtype == torch.float32
+    assert torch.equal(w_auto > 0, w32 > 0)
+    torch.testing.assert_close(w_auto, w32)
+    torch.testing.assert_close(z_auto, z32)
+    assert unguarded.dtype == torch.bfloat16  # without the guard autocast computes the similarity in bf16 ...
+    assert int(((unguarded.float() > lam) != (w32 > 0)).sum()) > 0  # ... and the threshold keeps other items

@@ -12,9 +12,11 @@ A run folder holds `run.json` (what was run), `checkpoint.pt` (model with its me
 states, epoch, history, `format`; tensors and plain data only, read without running code, never holding NaN or Inf:
 `vadlab.checkpoint`; written atomically after every epoch), `history.json`, and after evaluation
 `metrics.json` and `scores.npz`. At the end of training the run scores its normal training frames and stores the
-distribution of each raw signal in `calibration.npz` (`calibrate`; what `vadlab score` maps new frames onto), and
-the health of its memories on a few training batches in `memory_health.json` (`vadlab.analysis.memory.memory_health`,
-copied into `metrics.json` under "memory_health").
+distribution of each raw signal in `calibration.npz` (`calibrate`; what `vadlab score` maps new frames onto); a method
+whose scoring needs constants from those frames (`Method.fit_scoring`, e.g. MAAM-Net's branch scales) gets them first,
+stored as `scoring_fit.json` (`ensure_scoring_fit`; computed again by an evaluation that finds it missing). Last,
+the health of its memories on a few training batches goes to `memory_health.json`
+(`vadlab.analysis.memory.memory_health`, copied into `metrics.json` under "memory_health").
 `fit(..., resume=True)` continues from the last checkpoint and, on the CPU with
 the same seed, ends with the same weights as an uninterrupted run.
 
@@ -56,12 +58,13 @@ from vadlab.eval.calibration import CALIBRATION, Calibration
 from vadlab.eval.protocol import evaluate_signals
 from vadlab.eval.scores import fuse
 from vadlab.io import atomic_path, write_json
-from vadlab.models.base import EpochContext, check_batch
+from vadlab.models.base import EpochContext, Method, check_batch
 from vadlab.registry import get_spec
 
 CHECKPOINT = "checkpoint.pt"
 MEMORY_HEALTH = "memory_health.json"  # written at the end of training, copied into metrics.json
 MEMORY_HEALTH_BATCHES = 16  # training batches the memory-health diagnostic reads (bounded: cheap)
+SCORING_FIT = "scoring_fit.json"  # `Method.fit_scoring` of a run (label-free constants from its training frames)
 
 
 # --- small utilities ----------------------------------------------------------------------------------------------
@@ -252,6 +255,7 @@ def _train(method, layout, out: Path, group, interrupts: runs.Interrupts, *, see
             raise runs.interrupted(interrupts.signum, out, epoch, n_steps, n_steps)
     method.train_net = model
     if group.main and last == cfg.epochs:  # trained to the end: the reference `vadlab score` calibrates against
+        ensure_scoring_fit(method, out, layout, progress=progress)  # before the calibration: its scores may use it
         calibrate(method, layout, progress=progress, epochs_trained=cfg.epochs).save(out / CALIBRATION)
         rng = _get_rng_state()
         health = memory_health(method, dataset, max_batches=MEMORY_HEALTH_BATCHES, seed=seed)
@@ -380,7 +384,40 @@ def load_run(run: str | os.PathLike, device: str = "auto", overrides: dict | Non
     trained.model.load_state_dict(state["model"])
     trained.model.to(dev).eval()
     trained.epochs_trained = state["epoch"]
+    fit_file = run / SCORING_FIT
+    if fit_file.exists():  # taken when it fits the config; else `ensure_scoring_fit` computes it for an evaluation
+        trained.use_scoring_fit(_read_scoring_fit(fit_file))
     return trained
+
+
+def _read_scoring_fit(file: Path) -> dict:
+    try:
+        fit = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{file}: cannot read the scoring statistics ({exc}); delete it to compute them "
+                        "again") from None
+    if not isinstance(fit, dict):
+        raise DataError(f"{file}: not a JSON object; delete it to compute the scoring statistics again")
+    return fit
+
+
+def ensure_scoring_fit(method, run: str | os.PathLike, data, *, progress: bool = True) -> dict | None:
+    """The run's `Method.fit_scoring` constants, taken by `method`: read from `scoring_fit.json` when it fits the
+    method's config, else computed on the normal training frames of `data` (and written when the run has no file
+    yet; one computed for other test-time settings, e.g. another patch size, is used for this call only). None
+    for a method that needs none."""
+    if type(method).fit_scoring is Method.fit_scoring:  # a method without such constants: nothing to read or do
+        return None
+    file = Path(run) / SCORING_FIT
+    if file.exists() and method.use_scoring_fit(_read_scoring_fit(file)):
+        return _read_scoring_fit(file)
+    fit = method.fit_scoring(calibration_videos(as_layout(data).training), progress=progress)
+    if not fit:
+        return None
+    if not file.exists() and os.access(Path(run), os.W_OK):
+        write_json(file, fit)
+    method.use_scoring_fit(fit)
+    return fit
 
 
 @torch.no_grad()
@@ -499,10 +536,14 @@ def metrics_file(run: str | os.PathLike, overrides: dict | None = None) -> Path:
 
 def _evaluate(method, run: Path, data, progress: bool, overrides: dict | None) -> dict:
     suffix = overrides_suffix(overrides)
+    trained_on = json.loads((run / "run.json").read_text())["data"] if (run / "run.json").exists() else None
     if data is None:
-        data = json.loads((run / "run.json").read_text())["data"]
+        data = trained_on
     layout = as_layout(data)
     t0 = time.perf_counter()
+    # the scoring's training-frame constants come from the data the run trained on (the test data's otherwise)
+    ensure_scoring_fit(method, run, trained_on if trained_on and Path(trained_on).is_dir() else layout,
+                       progress=progress)
     signals = infer(method, layout, progress=progress)
     maps = signals.pop("_map", None)
     report = evaluate_signals(signals, method.fusion_weights(), layout, size=method.config.image_size, maps=maps)

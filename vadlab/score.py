@@ -215,6 +215,7 @@ def ensure_calibration(run: str | Path, method, data=None, *, progress: bool = T
     except DataError as exc:
         raise DataError(f"{run}: no usable {CALIBRATION}, and the run's training data cannot be read to make one "
                         f"({exc}); pass the training data with --data") from None
+    engine.ensure_scoring_fit(method, run, layout, progress=progress)  # what the scores use (MAAM-Net's scales)
     if not os.access(run, os.W_OK):  # someone else's run: calibrate for this call only
         warnings.warn(f"{run}: not writable, so the calibration is computed for this call and not stored",
                       VadlabWarning, stacklevel=2)

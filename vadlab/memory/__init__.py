@@ -40,6 +40,7 @@ separateness_loss            MNAD Eq. 12-13 (squared=False); DREAM Eq. 8 (square
 feature_distance             MNAD Eq. 14 (squared=False); DREAM Eq. 11 (squared=True)
 triplet_loss                 DREAM Eq. 5 (squared distances)
 cosine_similarity            MAAM Eq. 1
+reference_similarity         MAAM: the public code's similarity (not a cosine; `similarity="reference"`)
 hard_shrinkage               MAAM Eq. 3 and the renormalisation to w
 shrinkage_read               MAAM Eq. 1-4
 entropy_loss                 MAAM Eq. 8 (sparsity loss)
@@ -58,6 +59,7 @@ The choices made where a paper leaves room are listed in the docstrings of ``upd
 from __future__ import annotations
 
 from vadlab.memory.addressing import (
+    MAAM_SIMILARITIES,
     cosine_similarity,
     hard_shrinkage,
     matching_logits,
@@ -65,6 +67,7 @@ from vadlab.memory.addressing import (
     read,
     read_and_concat,
     read_weights,
+    reference_similarity,
     shrinkage_read,
 )
 from vadlab.memory.kmeans import cluster_distance, cluster_distance_map, cluster_loss, kmeans_init, soft_assignment
@@ -87,6 +90,8 @@ __all__ = [
     "nearest_items",
     # MAAM addressing
     "cosine_similarity",
+    "reference_similarity",
+    "MAAM_SIMILARITIES",
     "hard_shrinkage",
     "shrinkage_read",
     # update rules (MNAD, DREAM) and MNAD's gate

@@ -18,6 +18,8 @@ __all__ = [
     "read_and_concat",
     "nearest_items",
     "cosine_similarity",
+    "reference_similarity",
+    "MAAM_SIMILARITIES",
     "hard_shrinkage",
     "shrinkage_read",
 ]
@@ -124,16 +126,42 @@ def hard_shrinkage(weights: Tensor, threshold: float, eps: float = 1e-12) -> Ten
     return shrunk / total  # (..., N), w_i: sums to 1 over i (or all 0)
 
 
-def shrinkage_read(
-    queries: Tensor, items: Tensor, threshold: float, eps: float = 1e-12
-) -> tuple[Tensor, Tensor]:
-    """MAAM Eq. 1-4: cosine, softmax over the items, hard shrinkage, weighted sum of the items.
+def reference_similarity(queries: Tensor, items: Tensor, eps: float = 1e-12) -> Tensor:
+    """The public MAAM-Net code's similarity (Wang et al.'s TF1 release, memory_module.py `cos_sim`), which is not
+    Eq. 1's cosine: s = (z^T m_i + eps) / (sum_c z_c^2 m_ic^2 + eps): (B, K, M).
 
-    Returns (z_hat (B, K, C), w (B, K, M)); ``threshold`` is lambda (the paper: 1/N). Differentiable in both queries
-    and items (MAAM learns its items by backpropagation; nothing is detached).
+    Unbounded and not scale-invariant: scaling the items by a > 0 divides s by a, so its softmax can be far sharper
+    (or flatter) than a cosine's, whose logits stay in [-1, 1]. Offered for Fig. 5 (`MAAMConfig.similarity`).
     """
-    s = cosine_similarity(queries, items)  # (B, K, M), Eq. 1
-    s_tilde = torch.softmax(s, dim=-1)  # (B, K, M), Eq. 2: softmax over the N items, no temperature
-    w = hard_shrinkage(s_tilde, threshold, eps=eps)  # (B, K, M), Eq. 3 + renormalisation
-    z_hat = torch.matmul(w, items)  # (B, K, M) @ (M, C) -> (B, K, C), Eq. 4: z_hat = w^T M (raw items)
+    _check(queries, items)
+    numerator = torch.matmul(queries, items.transpose(0, 1))  # (B, K, M), z^T m_i
+    denominator = torch.matmul(queries.square(), items.square().transpose(0, 1))  # (B, K, M), sum_c z_c^2 m_ic^2
+    return (numerator + eps) / (denominator + eps)
+
+
+#: MAAM-Net's similarities by name: Eq. 1 ("cosine", the paper) and the public code's ("reference").
+MAAM_SIMILARITIES = {"cosine": cosine_similarity, "reference": reference_similarity}
+
+
+def shrinkage_read(
+    queries: Tensor, items: Tensor, threshold: float, eps: float = 1e-12, similarity: str = "cosine"
+) -> tuple[Tensor, Tensor]:
+    """MAAM Eq. 1-4: similarity (Eq. 1's cosine, or the public code's with ``similarity="reference"``), softmax over
+    the items, hard shrinkage, weighted sum of the items.
+
+    Returns (z_hat (B, K, C), w (B, K, M)), both float32 (float64 for float64 inputs); ``threshold`` is lambda (the
+    paper: 1/N). The addressing always runs in at least float32, with autocast switched off inside: under bf16
+    autocast a softmax weight near lambda = 1/N (5e-4 at N = 2000) is only known to about 0.4 % (8 mantissa bits),
+    so the hard threshold of Eq. 3 would keep or drop items at random. Differentiable in both queries and items
+    (MAAM learns its items by backpropagation; nothing is detached).
+    """
+    if similarity not in MAAM_SIMILARITIES:
+        raise ValueError(f"similarity {similarity!r}: choose one of {', '.join(MAAM_SIMILARITIES)}")
+    dtype = torch.promote_types(torch.promote_types(queries.dtype, items.dtype), torch.float32)
+    with torch.autocast(device_type=queries.device.type, enabled=False):
+        queries, items = queries.to(dtype), items.to(dtype)
+        s = MAAM_SIMILARITIES[similarity](queries, items)  # (B, K, M), Eq. 1 (or the code's)
+        s_tilde = torch.softmax(s, dim=-1)  # (B, K, M), Eq. 2: softmax over the N items, no temperature
+        w = hard_shrinkage(s_tilde, threshold, eps=eps)  # (B, K, M), Eq. 3 + renormalisation
+        z_hat = torch.matmul(w, items)  # (B, K, M) @ (M, C) -> (B, K, C), Eq. 4: z_hat = w^T M (raw items)
     return z_hat, w

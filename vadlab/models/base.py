@@ -14,7 +14,8 @@ method trained on the normal training videos with one Adam, and the engine calls
   "_..." outputs gathered over processes).
 - test time: `sequential_test`, `begin_scoring(videos)` and `reset_test_state()` (default batched scoring, no
   state); `score_batch(batch)` and `fusion_weights()` (required); `test_statistics()` (default {}; written into
-  metrics.json).
+  metrics.json); `fit_scoring(videos)` and `use_scoring_fit(fit)` (default none: label-free scoring constants
+  taken from the normal training frames at the end of training, stored in the run as `scoring_fit.json`).
 - looking inside: `inspect(batch)`, `memory_spaces(batch)` (default {}).
 - ablations: the class attribute `ablations`, name -> config overrides (default {}).
 
@@ -276,6 +277,19 @@ class Method:
     def test_statistics(self) -> dict[str, Any]:
         """Numbers about the last scoring pass for the report (e.g. how often a test-time update fired)."""
         return {}
+
+    def fit_scoring(self, videos, *, progress: bool = True) -> dict | None:
+        """Label-free constants the scoring needs from the trained model on normal training `videos` (the engine
+        passes the videos its calibration scores, `engine.calibration_videos`), e.g. MAAM-Net's per-branch error
+        scales, as a JSON-able dict; None (default) or {}: none needed. The engine calls it at the end of training,
+        before the calibration, and when a run's `scoring_fit.json` is missing or does not fit the config
+        (`engine.ensure_scoring_fit`)."""
+        return None
+
+    def use_scoring_fit(self, fit: dict) -> bool:
+        """Take a stored `fit_scoring` result; False when it does not fit this config (it is then computed
+        again). Default: nothing to take."""
+        return False
 
     # --- looking inside ----------------------------------------------------------------------------------------------
     def inspect(self, batch: Batch) -> dict[str, torch.Tensor]:
