@@ -344,3 +344,14 @@ def test_the_std_rows_carry_the_numbers_of_std_table2():
     spec = reproduce.load_spec("std_table2")
     table2 = get_spec("std").cls.TABLE2
     assert {r.ablation or "full": r.paper for r in spec.rows} == table2
+
+
+def test_the_std_table3_rows_carry_the_numbers_of_std_table3():
+    """Issue 21: K = 8, 16, 32, 64 (set clusters) and "-" (the both + attention ablation), with Table 3's numbers."""
+    from vadlab.registry import get_spec
+
+    spec = reproduce.load_spec("std_table3")
+    table3 = get_spec("std").cls.TABLE3
+    got = {r.set.get("clusters") if r.ablation is None else None: r.paper for r in spec.rows}
+    assert got == {k: v for k, v in table3.items() if k != 4}
+    assert spec.row("T3.none").ablation == "t2_both_att"
