@@ -576,7 +576,7 @@ def plot_std_loss_terms(history: list[dict], *, pretrain_epochs: int, lambda_r: 
         ax.plot(epochs, [h.get("x_diff_sq", np.nan) for h in history], ls=":", color="grey",
                 label="mean(x_diff^2): the zero answer's L2")
     ax.axvline(pretrain_epochs + 0.5, ls="--", color="black", lw=0.8)
-    ax.text(pretrain_epochs + 0.55, 0.98, "K-means init", transform=ax.get_xaxis_transform(), va="top", fontsize=8)
+    ax.text(pretrain_epochs + 0.6, 0.98, " K-means init", transform=ax.get_xaxis_transform(), va="top", fontsize=8)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("epoch mean of the weighted term")
