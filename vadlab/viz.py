@@ -569,7 +569,7 @@ def plot_std_loss_terms(history: list[dict], *, pretrain_epochs: int, lambda_r: 
         pts = [(h["epoch"], h[key]) for h in history if key in h]
         if pts:
             if key == "w_cluster":
-                lam = next(h["lambda_r"] for h in history if "lambda_r" in h)
+                lam = [h["lambda_r"] for h in history if "lambda_r" in h][-1]  # frozen after its first steps
                 label += f", lambda_r = {lam:.3g}"
             ax.plot(*zip(*pts), marker="o", label=label)
     if any("x_diff_sq" in h for h in history):
