@@ -367,3 +367,14 @@ def test_the_dream_video_spec_is_the_papers_protocol_beside_the_segment_spec(tmp
         assert len({u[0] for u in units}) == 1  # one whole video per fold
         moved |= {u[0] for u in units}
     assert len(moved) == 3
+
+
+def test_the_std_table3_rows_carry_the_numbers_of_std_table3():
+    """Issue 21: K = 8, 16, 32, 64 (set clusters) and "-" (the both + attention ablation), with Table 3's numbers."""
+    from vadlab.registry import get_spec
+
+    spec = reproduce.load_spec("std_table3")
+    table3 = get_spec("std").cls.TABLE3
+    got = {r.set.get("clusters") if r.ablation is None else None: r.paper for r in spec.rows}
+    assert got == {k: v for k, v in table3.items() if k != 4}
+    assert spec.row("T3.none").ablation == "t2_both_att"

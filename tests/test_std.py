@@ -346,12 +346,13 @@ def test_scores_land_on_the_predicted_frame_and_the_public_shift_would_fail(tmp_
 
 # --- ablations (choice 10, Table 2 / 3) -----------------------------------------------------------------------------
 def test_table2_rows_map_to_flag_sets_and_streams_build_only_their_parameters():
-    rows = {name: create_method("std", "smoke", ablations=[name]).config for name in S.STD.ablations}
+    rows = {name: create_method("std", "smoke", ablations=[name]).config for name in S.STD.ablations
+            if name.startswith("t2_")}
     flags = {name: (c.streams, c.attention, c.use_kmeans) for name, c in rows.items()}
     assert flags == {"t2_app": ("appearance", False, False), "t2_mot": ("motion", False, False),
                      "t2_both": ("both", False, False), "t2_both_att": ("both", True, False),
                      "t2_both_km": ("both", False, True)}
-    assert set(S.STD.TABLE2) == set(S.STD.ablations) | {"full"}
+    assert set(S.STD.TABLE2) == {n for n in S.STD.ablations if n.startswith("t2_")} | {"full"}
     app = create_method("std", "smoke", ablations=["t2_app"])
     assert app.model.motion is None and not any("motion" in n for n, _ in app.model.named_parameters())
     mot = create_method("std", "smoke", ablations=["t2_mot"])
@@ -394,6 +395,12 @@ def test_score_frame_real_is_a_test_time_diagnostic_without_the_reconstruction()
     (dict(predict=False), "predict"),
     (dict(cosine_schedule=True), "stages"),
     (dict(kmeans_samples=2), "kmeans_samples"),
+    (dict(cluster_reduction="max"), "cluster_reduction"),
+    (dict(lambda_r_rule="auto"), "lambda_r_rule"),
+    (dict(cluster_fraction=0.0), "cluster_fraction"),
+    (dict(motion_weighting="flow"), "motion_weighting"),
+    (dict(zero_motion_tolerance=1.5), "zero_motion_tolerance"),
+    (dict(att_temperature=0.0), "att_temperature"),
 ])
 def test_bad_configs_are_refused_with_a_value_that_works(overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -441,3 +448,149 @@ def test_clip_figure_shows_the_panels_of_each_variant(tmp_path, ablation):
     assert ("attention, block 3" in titles) == (ablation is None)
     assert ("cluster distance D (Eq. 10)" in titles) == (ablation is None)
     assert (tmp_path / "clip.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# --- Eq. 11-12's balance, the zero-motion answer, the attention temperature (choices 3, 5, 12; issue 21) --------------
+def test_mean_reduction_keeps_the_balance_when_the_map_doubles_and_sum_doubles_it():
+    """Choice 5: the same content on a map with twice the locations: `mean` gives the same L_cluster (so lambda_r
+    keeps the same balance against the per-pixel means L_a + L_m), `sum` (Eq. 11 as printed) twice as much."""
+    from vadlab import memory
+
+    g = torch.Generator().manual_seed(0)
+    r = torch.nn.functional.normalize(torch.rand(2, 6, 4, 4, generator=g), dim=1)  # (B, D, h, w)
+    wide = torch.cat([r, r], dim=3)  # (B, D, h, 2w): the map doubled
+    centres = torch.rand(5, 6, generator=g)
+    loss = {red: [memory.cluster_loss(x, centres, 25.0, red) for x in (r, wide)] for red in ("sum", "mean")}
+    torch.testing.assert_close(loss["mean"][1], loss["mean"][0])
+    torch.testing.assert_close(loss["sum"][1], 2 * loss["sum"][0])
+    torch.testing.assert_close(loss["sum"][0], 16 * loss["mean"][0])
+    with pytest.raises(ValueError, match="reduction"):
+        memory.cluster_loss(r, centres, 25.0, "max")
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_the_fraction_rule_sets_lambda_r_once_from_the_first_alternate_steps(reduction):
+    """Choice 5: lambda_r * L_cluster = cluster_fraction * (L_a + L_m), means over the first lambda_r_batches (a)
+    steps, whatever the reduction; then frozen, and kept in the model's state (so in the checkpoint)."""
+    method = _method(lambda_r_rule="fraction", cluster_fraction=0.25, cluster_reduction=reduction,
+                     lambda_r_batches=2)
+    method._stage = "alternate"
+    with torch.no_grad():
+        method.model.centres.copy_(torch.rand_like(method.model.centres))
+    outs = [method.training_step(_batch(method.config, b=4, seed=i)) for i in range(3)]
+    recon = [float(o["l_a"] + o["l_m_l2"] + o["l_m_grad"]) for o in outs[:2]]
+    cluster = [float(o["cluster"]) for o in outs[:2]]
+    lam = float(method.model.lambda_r)
+    assert lam == pytest.approx(0.25 * sum(recon) / sum(cluster), rel=1e-5)
+    assert float(outs[0]["lambda_r"]) == pytest.approx(0.25 * recon[0] / cluster[0], rel=1e-5)
+    assert float(outs[2]["lambda_r"]) == pytest.approx(lam)  # frozen after 2 steps
+    assert float(method.model.state_dict()["lambda_r"]) == lam
+    out = outs[2]
+    assert float(out["w_cluster"]) == pytest.approx(lam * float(out["cluster"]), rel=1e-5)
+    assert float(out["loss"]) == pytest.approx(float(out["w_app"] + out["w_mot"] + out["w_cluster"]), rel=1e-5)
+
+
+def test_fixed_lambda_r_is_the_configured_weight():
+    method = _method(lambda_r=0.3)
+    method._stage = "alternate"
+    with torch.no_grad():
+        method.model.centres.copy_(torch.rand_like(method.model.centres))
+    out = method.training_step(_batch(method.config, b=4))
+    assert float(out["w_cluster"]) == pytest.approx(0.3 * float(out["cluster"].detach()), rel=1e-6)
+
+
+def _zero_motion_fixture(random_layout):
+    method = _method(kmeans_clips=6, kmeans_samples=20, clusters=3, kmeans_n_init=1, pretrain_epochs=1)
+    return method, method.train_dataset(load_layout(random_layout))
+
+
+def test_the_zero_motion_detector_fires_on_a_motion_autoencoder_that_predicts_no_difference(random_layout):
+    """Choice 12: a constructed run whose motion decoder outputs 0 (the zero answer): warned, flagged, and the flag
+    reaches metrics.json through test_statistics."""
+    from vadlab.errors import VadlabWarning
+
+    method, dataset = _zero_motion_fixture(random_layout)
+    with torch.no_grad():
+        method.model.motion.head.weight.zero_()
+        method.model.motion.head.bias.zero_()
+    with pytest.warns(VadlabWarning, match="zero answer"):
+        method.init_centres(dataset, seed=0, epoch=1, device=torch.device("cpu"))
+    assert method.boundary["motion_ratio"] == pytest.approx(1.0)
+    assert method.test_statistics()["zero_motion"] is True
+
+
+def test_the_zero_motion_detector_stays_silent_on_a_trained_motion_autoencoder(random_layout):
+    """Choice 12: the motion AE trained (on the clips the check samples) until it predicts the difference: no
+    warning, the flag False."""
+    import warnings
+
+    method, dataset = _zero_motion_fixture(random_layout)
+    clips = torch.utils.data.default_collate([dataset[i] for i in range(len(dataset))])
+    opt = torch.optim.Adam(method.model.motion.parameters(), lr=3e-3)
+    x_fif, x_clips, x_lif = S.split_clip(clips)
+    for _ in range(150):
+        opt.zero_grad()
+        S.F.mse_loss(method.model.motion.decode(*method.model.motion.encode(x_clips)[:2]), x_lif - x_fif).backward()
+        opt.step()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        method.init_centres(dataset, seed=0, epoch=1, device=torch.device("cpu"))
+    assert method.boundary["motion_ratio"] < 1 - method.config.zero_motion_tolerance
+    assert method.test_statistics()["zero_motion"] is False
+
+
+def test_zero_motion_rule_and_an_unmeasured_run():
+    assert S.zero_motion(1.04, 0.05) and S.zero_motion(0.96, 0.05)
+    assert not S.zero_motion(0.90, 0.05) and not S.zero_motion(1.2, 0.05)
+    stats = _method().test_statistics()
+    assert stats["motion_ratio"] is None and stats["zero_motion"] is None
+
+
+def test_moving_weights_balance_moving_and_still_pixels_and_the_weighted_loss():
+    """Choice 12, motion_weighting="moving": pixels above the batch's RMS of x_diff carry half the weight."""
+    x_diff = torch.zeros(1, 1, 8, 8)
+    x_diff[..., 2:4, 2:4] = 0.5  # 4 moving pixels of 64
+    w = S.moving_weights(x_diff)
+    assert w.mean().item() == pytest.approx(1.0)
+    assert w[x_diff > 0].sum().item() == pytest.approx(w[x_diff == 0].sum().item())
+    assert torch.equal(S.moving_weights(torch.zeros(1, 1, 4, 4)), torch.ones(1, 1, 4, 4))
+    l2, grad = S.motion_loss(torch.zeros_like(x_diff), x_diff, w)
+    assert l2.item() == pytest.approx((w * x_diff.square()).mean().item())
+    plain = S.motion_loss(torch.zeros_like(x_diff), x_diff)
+    assert l2 > plain[0] and grad > plain[1]  # the zero answer costs more once moving pixels weigh more
+    ones = S.motion_loss(torch.zeros_like(x_diff), x_diff, torch.ones_like(x_diff))
+    torch.testing.assert_close(torch.stack(ones), torch.stack(plain))
+
+
+def test_attention_temperature_sharpens_att_and_one_is_the_paper():
+    g = torch.Generator().manual_seed(0)
+    z = torch.rand(2, 8, 6, 6, generator=g)
+    att = {}
+    for t in (1.0, 0.01):
+        torch.manual_seed(0)
+        module = S.VarianceAttention(8, "var", t)
+        att[t] = module(z)[1]
+        torch.testing.assert_close(att[t].sum(dim=(1, 2)), torch.ones(2))
+    assert (att[0.01].amax(dim=(1, 2)) > att[1.0].amax(dim=(1, 2))).all()
+    torch.manual_seed(0)
+    torch.testing.assert_close(S.VarianceAttention(8, "var")(z)[1], att[1.0])
+
+
+def test_every_weighted_term_and_the_boundary_reach_the_history_and_metrics(random_layout, tmp_path):
+    method = _method(epochs=2, pretrain_epochs=1, lambda_r_rule="fraction")
+    history = engine.fit(method, random_layout, tmp_path / "run", device="cpu", progress=False)
+    assert {"w_app", "w_mot", "x_diff_sq"} <= set(history[0]) and "w_cluster" not in history[0]
+    assert {"w_app", "w_mot", "w_cluster", "lambda_r"} <= set(history[1])
+    report = engine.evaluate_run(tmp_path / "run", random_layout, device="cpu", progress=False)
+    assert report["lambda_r"] == pytest.approx(history[1]["lambda_r"])
+    assert report["motion_ratio"] > 0 and isinstance(report["zero_motion"], bool)
+
+
+def test_the_faithful_balance_and_eq6_are_one_ablation_away():
+    """Issue 21: `fixed_lambda_r` is Eq. 11's printed sum with the public lambda_r = 0.1; `plain_motion_loss` is Eq. 6
+    as printed; the paper preset keeps the printed sum and sets lambda_r by the rule (module choice 5)."""
+    paper = get_config("std", "paper")
+    assert (paper.cluster_reduction, paper.lambda_r_rule, paper.cluster_fraction) == ("sum", "fraction", 0.1)
+    fixed = create_method("std", "paper", ablations=["fixed_lambda_r", "plain_motion_loss"]).config
+    assert (fixed.cluster_reduction, fixed.lambda_r_rule, fixed.lambda_r, fixed.motion_weighting) == \
+        ("sum", "fixed", 0.1, "none")

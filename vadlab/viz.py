@@ -566,6 +566,38 @@ def plot_std_clip(batch: dict, inspected: dict, *, title: str = "", path=None):
     return save(fig, path)
 
 
+def plot_std_loss_terms(history: list[dict], *, pretrain_epochs: int, lambda_r: float | None = None, title: str = "",
+                        path=None):
+    """STD's weighted loss terms of Eq. 12 per epoch (a run's history): L_a, L_m and lambda_r * L_cluster on a log
+    axis, the stage boundary (K-means init) as a dashed line, lambda_r in the legend. A history written before the
+    weighted terms were recorded takes them from its raw terms and `lambda_r` (the run's fixed weight)."""
+    from vadlab.analysis.std import weighted_terms
+
+    history = weighted_terms(history, lambda_r)
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    names = {"w_app": "L_a (Eq. 3)", "w_mot": "L_m (Eq. 6)", "w_cluster": "lambda_r * L_cluster (Eq. 11)"}
+    for key, label in names.items():
+        pts = [(h["epoch"], h[key]) for h in history if key in h]
+        if pts:
+            if key == "w_cluster":
+                lam = [h["lambda_r"] for h in history if "lambda_r" in h][-1]  # frozen after its first steps
+                label += f", lambda_r = {lam:.3g}"
+            ax.plot(*zip(*pts), marker="o", label=label)
+    if any("x_diff_sq" in h for h in history):
+        ax.plot(epochs, [h.get("x_diff_sq", np.nan) for h in history], ls=":", color="grey",
+                label="mean(x_diff^2): the zero answer's L2")
+    ax.axvline(pretrain_epochs + 0.5, ls="--", color="black", lw=0.8)
+    ax.text(pretrain_epochs + 0.6, 0.98, " K-means init", transform=ax.get_xaxis_transform(), va="top", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("epoch mean of the weighted term")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=7)
+    ax.set_title(title or "STD: weighted loss terms of Eq. 12", fontsize=9)
+    return save(fig, path)
+
+
 def plot_flow_error_maps(rows: list[dict], *, path=None):
     """MAAM-Net's maps for a few frames, one row each: frame, flow (colour wheel), appearance error, motion error and
     the fused PSCD map, with the ground-truth mask outlined (cyan) where a row has one. A row is a dict with

@@ -32,7 +32,7 @@ import numpy as np
 import scrapbook as sb
 
 from vadlab import analysis, data, engine, viz
-from vadlab.analysis.std import stage_seconds
+from vadlab.analysis.std import attention_spread, loss_term_balance, stage_seconds
 from vadlab.registry import create_method
 
 layout = data.prepare(data_root, synth_preset, seed=seed)
@@ -49,10 +49,21 @@ history = engine.fit(method, layout, out_dir, seed=seed, device=device, resume=T
 stage_seconds(history, method.config.pretrain_epochs)
 
 # %% [markdown]
-# ## Evaluate: micro AUC beside the frame-difference baseline; every signal alone (`per_signal_auc`)
+# ## The weighted loss terms of Eq. 12 per epoch: L_a, L_m and lambda_r * L_cluster
+# Under `lambda_r_rule="fraction"` lambda_r is set from the first alternate steps so that the cluster term is
+# `cluster_fraction` of L_a + L_m; the dotted line is mean(x_diff^2), the motion loss of predicting no motion.
+
+# %%
+viz.plot_std_loss_terms(history, pretrain_epochs=method.config.pretrain_epochs, path=f"{out_dir}/loss_terms.png")
+loss_term_balance(history, method.config.pretrain_epochs)
+
+# %% [markdown]
+# ## Evaluate: micro AUC beside the frame-difference baseline; every signal alone (`per_signal_auc`); lambda_r in
+# use and the zero-motion check (`motion_ratio`: the motion L2 loss over mean(x_diff^2) after pretraining)
 
 # %%
 report = engine.evaluate_run(out_dir, layout, device=device)
+print({k: report.get(k) for k in ("lambda_r", "motion_ratio", "zero_motion")})
 viz.metrics_table(report)
 
 # %% [markdown]
@@ -72,13 +83,14 @@ trained = engine.load_run(out_dir, device)
 frame = int(np.nanargmax(scores["score"][video]))
 batch = trained.clip(layout.video(video), frame)
 viz.plot_std_clip(batch, trained.inspect(batch), title=f"{video}, frame {frame}", path=f"{out_dir}/clip.png");
+attention_spread(trained, layout.testing, seed=seed)  # H*W*att per block: 1 everywhere is a uniform att
 
 # %% [markdown]
 # ## The cluster space: nearest centre per location, and a t-SNE of test representations and the centres (stars)
 
 # %%
 spaces = analysis.memory_space_names(trained, layout.testing)
-figures = [f"{out_dir}/loss.png", f"{out_dir}/score_curve.png", f"{out_dir}/clip.png"]
+figures = [f"{out_dir}/loss.png", f"{out_dir}/loss_terms.png", f"{out_dir}/score_curve.png", f"{out_dir}/clip.png"]
 if spaces:
     viz.plot_space_maps(batch, trained.memory_spaces(batch)["clusters"], title="nearest cluster centre",
                         path=f"{out_dir}/cluster_map.png")
@@ -91,5 +103,6 @@ for key in ("micro_auc", "macro_auc", "eer", "frames_left_out"):
     sb.glue(key, report[key])
 sb.glue("baseline_micro_auc", report["baseline_frame_difference"]["micro_auc"])
 sb.glue("final_loss", history[-1]["loss"])
+sb.glue("zero_motion", report.get("zero_motion"))
 sb.glue("memory_spaces", spaces)
 sb.glue("figures", figures)

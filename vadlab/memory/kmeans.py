@@ -63,10 +63,15 @@ def cluster_distance_map(r_map: Tensor, centres: Tensor, alpha: float) -> Tensor
     return cluster_distance(r, centres, alpha).reshape(B, H, W)  # (B, H, W), Eq. 10 per location
 
 
-def cluster_loss(r_map: Tensor, centres: Tensor, alpha: float) -> Tensor:
-    """STD Eq. 11: L = sum_{h,w} D(r_hw, C) per clip, then the MEAN over the B clips (module choice 2): scalar."""
+def cluster_loss(r_map: Tensor, centres: Tensor, alpha: float, reduction: str = "sum") -> Tensor:
+    """STD Eq. 11: L = sum_{h,w} D(r_hw, C) per clip (``reduction="sum"``, as printed) or the mean over the
+    locations (``"mean"``: independent of the map size), then the MEAN over the B clips (module choice 2): scalar."""
     per_location = cluster_distance_map(r_map, centres, alpha)  # (B, H, W), Eq. 10
-    return per_location.sum(dim=(1, 2)).mean()  # scalar: Eq. 11 sum over locations, mean over the batch
+    if reduction == "sum":
+        return per_location.sum(dim=(1, 2)).mean()  # scalar: Eq. 11 sum over locations, mean over the batch
+    if reduction == "mean":
+        return per_location.mean()
+    raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
 
 
 def kmeans_init(samples: Tensor, k: int, seed: int, n_init: int = 10) -> Tensor:
