@@ -889,10 +889,12 @@ def test_public_api():
              "weighted_regular_score", "compactness_loss", "separateness_loss", "feature_distance",
              "cosine_similarity", "hard_shrinkage", "shrinkage_read", "entropy_loss", "latent_margin_loss",
              "triplet_loss", "soft_assignment", "cluster_distance", "cluster_distance_map", "cluster_loss",
-             "kmeans_init"]
+             "kmeans_init", "reference_similarity"]
+    constants = ["MAAM_SIMILARITIES"]  # the similarities MAAM-Net's read accepts (issue 22)
     for name in names:
         assert callable(getattr(mem, name)) and name in mem.__all__
-    assert sorted(mem.__all__) == sorted(names)
+    assert set(mem.MAAM_SIMILARITIES) == {"cosine", "reference"}
+    assert sorted(mem.__all__) == sorted(names + constants)
 
 
 @pytest.mark.gpu
