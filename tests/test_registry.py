@@ -11,6 +11,7 @@ import torch
 from vadlab.config import _coerce, apply_overrides, parse_set_args
 from vadlab.data.clips import frame_size
 from vadlab.errors import ConfigError
+from vadlab.models.base import Method
 from vadlab.registry import PRESETS, create_method, get_config, get_spec, list_methods
 
 METHODS = list_methods()
@@ -64,7 +65,11 @@ def test_every_preset_builds_and_steps(name, preset, extras_video):
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
     method.model.eval()
     method.reset_test_state()
-    signals = method.score_batch(batch)
+    try:
+        signals = method.score_batch(batch)
+    except ConfigError as err:  # scoring that needs constants from the training frames (MAAM-Net psi_rule=balanced)
+        assert "scoring_fit.json" in str(err) and type(method).fit_scoring is not Method.fit_scoring
+        return
     maps = signals.pop("_map", None)
     assert set(signals) == set(method.fusion_weights())
     assert maps is None or maps.shape == (batch["input"].shape[0], *frame_size(cfg.image_size))
