@@ -346,3 +346,19 @@ def test_checkpoints_written_before_the_options_load_as_they_were_trained(random
     with pytest.raises(DataError, match="decoder 'lite' -> 'reference'"):
         engine.fit(create_method("mnad_pred", "smoke", epochs=2), random_layout, run, seed=0, device="cpu",
                    resume=True, progress=False)
+
+
+def test_memory_comparison_reads_each_signal_of_both_reports(tmp_path):
+    """Issue 28: the with/without-memory rows come from each report's own fields, the distance only with a memory,
+    and the figure is drawn from them."""
+    from vadlab.analysis.mnad import memory_comparison, plot_memory_comparison
+
+    with_memory = {"micro_auc": 0.91, "per_signal_auc": {"neg_psnr": 0.905, "distance": 0.74},
+                   "baseline_frame_difference": {"micro_auc": 0.912}, "test_time_updates": {"updated_share": 0.6}}
+    without = {"micro_auc": 0.933, "per_signal_auc": {"neg_psnr": 0.933},
+               "baseline_frame_difference": {"micro_auc": 0.912}}
+    rows = memory_comparison(with_memory, without)
+    assert rows[0][1:] == (0.91, 0.933) and rows[1][1:] == (0.905, 0.933) and rows[2][1:] == (0.74, None)
+    assert rows[3][1:] == (0.912, 0.912) and rows[4][1:] == (0.6, None)
+    path = plot_memory_comparison(rows, path=tmp_path / "cmp.png")
+    assert (tmp_path / "cmp.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path is not None

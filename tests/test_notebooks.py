@@ -182,3 +182,22 @@ def test_memory_notebook_with_and_without_separateness(tiny_synthetic, smoke_run
     assert sorted(Path(f).name for f in scraps["figures"]) == sorted(
         f"{label}_memory_{kind}.png" for label in ("mnad_pred", "without_separateness_loss")
         for kind in ("tsne", "matching"))
+
+
+@pytest.mark.slow
+def test_mnad_notebook_compares_with_and_without_the_memory(tiny_synthetic, tmp_path):
+    """10_train_mnad with compare_no_memory=True (issue 28): the w/o-memory run trained beside the memory run, both
+    evaluated on the same frames, the comparison recorded and drawn."""
+    import json
+
+    path = REPO / "notebooks" / "10_train_mnad.ipynb"
+    out = tmp_path / "mnad"
+    executed = run_notebook(path, tmp_path, {"preset": "smoke", "data_root": str(tiny_synthetic), "device": "cpu",
+                                             "out_dir": str(out), "compare_no_memory": True, "tsne_points": 300})
+    scraps = read_notebook_scraps(executed)
+    plain = json.loads((tmp_path / "mnad_no_memory" / "metrics.json").read_text())
+    assert scraps["no_memory_micro_auc"] == plain["micro_auc"]
+    assert json.loads((tmp_path / "mnad_no_memory" / "run.json").read_text())["config"]["use_memory"] is False
+    figure = Path(scraps["figures"][-1])
+    figure = figure if figure.is_absolute() else tmp_path / figure
+    assert figure.name == "memory_comparison.png" and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -98,6 +98,7 @@ def test_training_stores_the_calibration_of_every_method(name, smoke_run, tiny_s
     method = engine.load_run(run, "cpu")
     assert cal.weights == method.fusion_weights()
     assert cal.meta["epochs_trained"] == method.epochs_trained
+    assert cal.meta["scoring"] == engine.scoring_fingerprint(method)  # what `vadlab score` checks before reusing it
     layout = load_layout(tiny_synthetic)
     assert cal.meta["videos"] == [v.name for v in layout.training]  # normal training videos only
     n_frames = sum(len(v) for v in layout.training)
@@ -177,6 +178,24 @@ def test_a_long_stream_keeps_its_buffers_bounded(smoke_run, tiny_synthetic, tmp_
                           progress=False)
     assert summary["frames"] == len(frames)
     assert summary["frames_buffered"] == {"window": 5, "pending": 1}  # MNAD-P: 4 inputs + the target; none wait
+
+
+def test_a_calibration_made_with_other_scoring_constants_is_made_again(smoke_run, tmp_path):
+    """The calibration's raw scores depend on the config and on `fit_scoring`'s constants (MAAM-Net's branch scales
+    under psi_rule="balanced"): one made with others is not reused, whatever its epochs and weights say."""
+    from vadlab.score import ensure_calibration
+
+    run = tmp_path / "maam"
+    shutil.copytree(smoke_run("maam"), run)
+    method = engine.load_run(run, "cpu")
+    assert ensure_calibration(run, method, progress=False).meta == Calibration.load(run / CALIBRATION).meta  # reused
+    fit = json.loads((run / engine.SCORING_FIT).read_text())
+    fit["app"]["frame_max_std"] *= 2.0  # as if the scales had been fitted by another model or code
+    (run / engine.SCORING_FIT).write_text(json.dumps(fit))
+    method = engine.load_run(run, "cpu")
+    again = ensure_calibration(run, method, progress=False)
+    assert again.meta["scoring"]["scoring_fit"]["app"]["frame_max_std"] == fit["app"]["frame_max_std"]
+    assert Calibration.load(run / CALIBRATION).meta["scoring"] == engine.scoring_fingerprint(method)
 
 
 # --- runs made before calibration was stored --------------------------------------------------------------------

@@ -483,6 +483,14 @@ def calibration_videos(videos, max_frames: int = CALIBRATION_MAX_FRAMES) -> list
 
 
 @torch.no_grad()
+def scoring_fingerprint(method) -> dict:
+    """What a calibration's raw scores depend on besides the weights: the method's whole config (test-time fields
+    such as MAAM-Net's psi_rule, patch and stride included) and the `fit_scoring` constants it scored with, in
+    JSON form. `vadlab score` computes the calibration again when the run's fingerprint no longer matches."""
+    fingerprint = {"config": method.config.to_dict(), "scoring_fit": getattr(method, "scoring_fit", None)}
+    return json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
+
+
 def calibrate(method, data, *, progress: bool = True, epochs_trained: int | None = None) -> Calibration:
     """Score the normal training frames (`calibration_videos` of `layout.training`) with the trained `method`, as
     `infer` scores test videos (test-time updates included), and return the distribution of each raw signal
@@ -507,7 +515,7 @@ def calibrate(method, data, *, progress: bool = True, epochs_trained: int | None
         epochs_trained = getattr(method, "epochs_trained", None)
     meta = {"method": method.name, "data": str(layout.root), "videos": [v.name for v in videos],
             "frames": int(sum(len(v) for v in videos)), "seconds": seconds, "epochs_trained": epochs_trained,
-            "test_statistics": stats}
+            "test_statistics": stats, "scoring": scoring_fingerprint(method)}
     return Calibration(frames, method.fusion_weights(), map_scale, meta)
 
 

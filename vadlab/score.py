@@ -203,8 +203,9 @@ def ensure_calibration(run: str | Path, method, data=None, *, progress: bool = T
         try:
             calibration = Calibration.load(file)
             if (calibration.meta.get("epochs_trained") == method.epochs_trained
-                    and calibration.weights == method.fusion_weights()):
-                return calibration
+                    and calibration.weights == method.fusion_weights()
+                    and calibration.meta.get("scoring") == engine.scoring_fingerprint(method)):
+                return calibration  # made by this model with this scoring (config and fit_scoring constants)
         except DataError:
             pass  # damaged or an older format: computed again below
     if data is None:

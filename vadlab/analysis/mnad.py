@@ -3,6 +3,7 @@ the read). The method itself is `vadlab.models.mnad`."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from vadlab import memory
@@ -48,3 +49,52 @@ def memory_diagnostics(method: MNAD, videos, batch_size: int = 64) -> dict:
         **{f"psnr_{k}": float(torch.cat(v).mean()) for k, v in psnrs.items()},
         "item_cosine_mean_offdiag": float((sim.sum() - sim.trace()) / max(m * m - m, 1)),
     }
+
+
+def memory_comparison(with_memory: dict, without_memory: dict) -> list[tuple[str, float | None, float | None]]:
+    """Rows (metric, with memory, without memory) of two MNAD evaluation reports (`engine.evaluate_run`) on the same
+    data: the fused micro AUC, each signal alone (`per_signal_auc`: neg_psnr is the prediction or reconstruction
+    error, distance Eq. 14's feature distance, present with a memory only), the frame-difference baseline on the same
+    frames, and the share of test frames that updated the memory. What `10_train_mnad` shows for
+    `compare_no_memory` (issue 28): whether the memory earns its keep on this data."""
+    def signal(report, name):
+        return report.get("per_signal_auc", {}).get(name)
+
+    base = with_memory.get("baseline_frame_difference", {}).get("micro_auc")
+    return [
+        ("micro AUC (fused score)", with_memory.get("micro_auc"), without_memory.get("micro_auc")),
+        ("prediction/reconstruction error alone (PSNR)", signal(with_memory, "neg_psnr"),
+         signal(without_memory, "neg_psnr")),
+        ("memory distance alone (Eq. 14)", signal(with_memory, "distance"), None),
+        ("frame difference, same frames", base, without_memory.get("baseline_frame_difference", {}).get("micro_auc")),
+        ("test frames that updated the memory", with_memory.get("test_time_updates", {}).get("updated_share"), None),
+    ]
+
+
+def plot_memory_comparison(rows, *, title: str = "", path=None):
+    """The AUC rows of `memory_comparison` as paired bars (with / without the memory), the frame-difference
+    baseline as a dashed line."""
+    import matplotlib.pyplot as plt
+
+    from vadlab import viz
+
+    auc_rows = [r for r in rows[:3] if r[1] is not None or r[2] is not None]
+    base = rows[3][1]
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    x = np.arange(len(auc_rows))
+    colours = viz.palette(2)
+    for offset, column, label, colour in ((-0.2, 1, "with memory", colours[0]), (0.2, 2, "without memory",
+                                                                                 colours[1])):
+        values = [np.nan if r[column] is None else r[column] for r in auc_rows]
+        bars = ax.bar(x + offset, values, width=0.38, color=colour, label=label)
+        ax.bar_label(bars, labels=["" if np.isnan(v) else f"{v:.3f}" for v in values], fontsize=8)
+    if base is not None:
+        ax.axhline(base, color="0.3", linestyle="--", linewidth=1, label=f"frame difference {base:.3f}")
+    ax.set_xticks(x, [r[0].replace(" alone", "\nalone") for r in auc_rows], fontsize=8)
+    ax.set_ylabel("Micro AUC")
+    low = np.nanmin([v for r in auc_rows for v in r[1:] if v is not None] + ([base] if base is not None else []))
+    ax.set_ylim(max(0.0, low - 0.1), 1.0)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title)
+    fig.tight_layout()
+    return viz.save(fig, path)
