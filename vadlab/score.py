@@ -402,7 +402,7 @@ def score_video(run: str | Path, video: str | Path, out: str | Path | None = Non
     viz.plt.close(figure)
     scored = int(np.isfinite(calibrated).sum())
     summary = {
-        "run": str(run), "method": method.name, "video": str(source.path), "source": source.kind,
+        "run": str(run), "out": str(out), "method": method.name, "video": str(source.path), "source": source.kind,
         "stream": stream, "frames": outputs.frames, "frames_scored": scored, "flagged": outputs.flags,
         "threshold": threshold, "level": outputs.level, "seconds": seconds,
         "fps": outputs.frames / seconds if seconds > 0 else None, "overlay_video": write_video,
