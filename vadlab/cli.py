@@ -150,7 +150,8 @@ def _cmd_train(args) -> int:
                          progress=not args.quiet, threads=args.threads)
     if engine.world()[0] != 0:  # under torchrun, rank 0 reports and evaluates
         return 0
-    print(f"trained {args.method} ({args.preset}) for {len(history)} epochs into {args.out}")
+    print(f"trained {args.method} ({args.preset}) for {len(history)} epoch{'' if len(history) == 1 else 's'} "
+          f"into {args.out}")
     if args.evaluate:
         return _report(engine.evaluate_run(args.out, args.data, device=args.device, progress=not args.quiet,
                                            threads=args.threads))
@@ -170,9 +171,9 @@ def _cmd_evaluate(args) -> int:
 
 def _report(report: dict) -> int:
     base = report["baseline_frame_difference"]
-    print(f"{report['method']}: micro AUC {report['micro_auc']:.4f}  macro {report['macro_auc']:.4f}  "
-          f"EER {report['eer']:.4f}  (frame-difference baseline {base['micro_auc']:.4f}, "
-          f"{base['on_method_frames']['micro_auc']:.4f} on the same frames); "
+    print(f"{report['method']}: micro AUC {report['micro_auc']:.3f}  macro {report['macro_auc']:.3f}  "
+          f"EER {report['eer']:.3f}  (frame-difference baseline {base['micro_auc']:.3f}, "
+          f"{base['on_method_frames']['micro_auc']:.3f} on the same frames); "
           f"{report['frames_left_out']} frames left out")
     return 0
 
@@ -197,8 +198,8 @@ def _cmd_baseline(args) -> int:
 
     _out_folder(args.out)
     report = baseline_report(args.data, args.out, size=args.size)
-    print(f"frame-difference baseline: micro AUC {report['micro_auc']:.4f}  macro {report['macro_auc']:.4f}  "
-          f"EER {report['eer']:.4f} -> {Path(args.out) / 'metrics.json'}")
+    print(f"frame-difference baseline: micro AUC {report['micro_auc']:.3f}  macro {report['macro_auc']:.3f}  "
+          f"EER {report['eer']:.3f} -> {Path(args.out) / 'metrics.json'}")
     return 0
 
 

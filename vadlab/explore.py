@@ -65,11 +65,35 @@ class VideoMaps:
     def scored(self) -> np.ndarray:
         return ~np.isnan(self.score)
 
-    def extremes(self, k: int = 1) -> tuple[list[int], list[int]]:
-        """The `k` most and the `k` least anomalous scored frames (by the fused score)."""
+    def extremes(self, k: int = 1, gap: int | None = None) -> tuple[list[int], list[int]]:
+        """The `k` most and the `k` least anomalous scored frames (by the fused score), spread out so that a figure
+        of them shows different moments: taken greedily by score, no two within `gap` frames of each other (default:
+        a tenth of the video, at least 5; our choice) and, while the video has other ground-truth events to take
+        them from, no two most anomalous frames from the same event. Where the video is too short for that, the
+        closest ones fill in."""
         idx = np.flatnonzero(self.scored)
         order = idx[np.argsort(self.score[idx], kind="stable")]
-        return [int(i) for i in order[::-1][:k]], [int(i) for i in order[:k]]
+        gap = max(5, len(self.score) // 10) if gap is None else gap
+        labels = np.asarray(self.labels).astype(bool)
+        events = np.cumsum(np.diff(labels.astype(int), prepend=0) == 1) * labels  # 0: normal, 1..: each event
+
+        def spread(candidates, taken=()) -> list[int]:
+            chosen: list[int] = []
+            for rule in ("event and gap", "gap", "any"):
+                for i in (int(c) for c in candidates):
+                    if len(chosen) == k:
+                        return chosen
+                    if i in chosen or i in taken:
+                        continue
+                    if rule != "any" and any(abs(i - j) < gap for j in chosen):
+                        continue
+                    if rule == "event and gap" and events[i] and any(events[i] == events[j] for j in chosen):
+                        continue
+                    chosen.append(i)
+            return chosen
+
+        most = spread(order[::-1])
+        return most, spread(order, taken=most)
 
 
 def _grey01(x: torch.Tensor) -> np.ndarray:

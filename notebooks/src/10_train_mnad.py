@@ -33,6 +33,7 @@ from vadlab import analysis, data, engine, explore, reports, viz
 from vadlab.analysis.mnad import memory_diagnostics
 from vadlab.registry import create_method
 
+reports.smoke_banner(preset)
 layout = data.prepare(data_root, synth_preset, seed=seed)
 layout.summary()
 

@@ -53,12 +53,12 @@ def compare_runs(groups: list[str | os.PathLike], out: str | os.PathLike | None 
             values = [r[metric] for r in reports]
             rows[label][name], spread[label][name] = float(np.mean(values)), float(np.std(values))
             train = [r["train_seconds"] for r in reports if "train_seconds" in r]
-            lines.append(f"| {label} | {name} | {np.mean(values):.4f} | {', '.join(f'{v:.3f}' for v in values)} | "
-                         f"{np.mean([r['macro_auc'] for r in reports]):.4f} | "
-                         f"{f'{np.mean(train):.0f}' if train else ''} |")
+            lines.append(f"| {label} | {name} | {np.mean(values):.3f} | {', '.join(f'{v:.3f}' for v in values)} | "
+                         f"{np.mean([r['macro_auc'] for r in reports]):.3f} | "
+                         f"{f'{np.mean(train):.1f}' if train else ''} |")
     if out is not None:
         out = Path(out)
-        viz.plot_comparison(rows, metric_label=metric.replace("_", " "), errors=spread, path=out / "comparison.png")
+        viz.plot_comparison(rows, metric_label=viz.metric_label(metric), errors=spread, path=out / "comparison.png")
         with atomic_path(out / "comparison.md") as tmp:
             Path(tmp).write_text("\n".join(lines) + "\n")
         write_metrics(out, {"mean": rows, "std": spread}, groups=[str(g) for g in groups])
@@ -174,21 +174,22 @@ def compare_methods(data, runs_dir: str | os.PathLike, methods: list[str] | None
 
 
 def comparison_table(result: dict):
-    """The rows of `compare_methods` as a table (a pandas DataFrame), one row per method, the baseline last."""
-    import pandas as pd
-
+    """The rows of `compare_methods` as a table (a pandas DataFrame of text cells: AUCs to 3 digits, seconds to 1,
+    frame sizes as HxW; `viz.number_text`), one row per method, the baseline last."""
     columns = {"micro_auc": "micro AUC", "macro_auc": "macro AUC", "eer": "EER", "pixel_auc": "pixel AUC",
                "parameters": "parameters", "train_seconds": "training (s)", "inference_fps": "inference (frames/s)",
-               "image_size": "frame size", "epochs": "epochs", "frames_left_out": "frames left out"}
-    frame = pd.DataFrame({name: {columns[k]: v for k, v in row.items()} for name, row in result["rows"].items()}).T
+               "image_size": "frame size (HxW)", "epochs": "epochs", "frames_left_out": "frames left out"}
+    frame = viz.text_table({name: {label: row.get(key) for key, label in columns.items()}
+                            for name, row in result["rows"].items()}, index_name="method")
     return frame[list(columns.values())]
 
 
 def per_type_table(result: dict):
-    """AUC per anomaly type (synthetic data) and method, a DataFrame; empty when the dataset records no types."""
+    """AUC per anomaly type (synthetic data) and method, a DataFrame of numbers rounded to 3 digits; empty when the
+    dataset records no types."""
     import pandas as pd
 
-    return pd.DataFrame(result["per_type"]).T
+    return pd.DataFrame(result["per_type"]).T.round(3)
 
 
 def reported_table(methods: list[str] | None = None):

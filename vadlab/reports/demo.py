@@ -52,7 +52,7 @@ def demo(data: str = "data/synthetic-default", out: str = "reports", *, methods:
     if compared.exists():
         for key, value in json.loads(compared.read_text()).items():
             if key.startswith("micro_auc["):
-                print(f"  {key[len('micro_auc['):-1]:18s} micro AUC {value:.4f}")
+                print(f"  {key[len('micro_auc['):-1]:18s} micro AUC {value:.3f}")
     print(f"demo done in {time.perf_counter() - t_all:.0f} s (training and reports)")
     print(f"open {index.resolve()}  (the comparison: {Path(out).resolve() / 'compare' / 'compare.html'})")
     return records
