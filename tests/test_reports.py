@@ -161,3 +161,25 @@ def test_frame_difference_on_real_ped2_mini(ped2_mini):
     report = baseline_report(ped2_mini, ped2_mini.parent / "fd")
     assert report["frames_left_out"] == 3  # frame 0 of each of the 3 test videos
     assert 0.80 <= report["micro_auc"] <= 0.90
+
+
+def test_a_report_run_is_quiet(tmp_path, capfd):
+    """No kernel-transport warning on the terminal (an IPC kernel), no progress bar left in the executed notebook
+    (`vadlab.progress`: none in a headless run), and the smoke preset gets its banner in the index."""
+    nb = _notebook(tmp_path / "quiet.ipynb", "from vadlab.progress import tqdm\nfor i in tqdm(range(3), desc='work'):"
+                                              "\n    pass\nprint('finished')")
+    root = tmp_path / "reports"
+    rec = build_report(nb, root, {}, cwd=tmp_path)
+    assert rec["status"] == "ok"
+    captured = capfd.readouterr()
+    assert "without encryption" not in captured.err + captured.out
+    outputs = [o for cell in nbformat.read(root / "quiet" / "quiet.ipynb", 4).cells for o in cell.get("outputs", [])]
+    texts = "".join(o.get("text", "") for o in outputs) + json.dumps([o.get("data", {}) for o in outputs])
+    assert "finished" in texts and "work:" not in texts and "%|" not in texts
+    from vadlab.reports import SMOKE_NOTE
+
+    assert SMOKE_NOTE.split(":")[0] not in write_index(root).read_text()
+    prov = json.loads((root / "quiet" / "provenance.json").read_text())
+    prov["parameters"]["preset"] = "smoke"
+    (root / "quiet" / "provenance.json").write_text(json.dumps(prov))
+    assert SMOKE_NOTE.split(":")[0] in write_index(root).read_text()

@@ -45,7 +45,7 @@ from typing import Callable
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, RandomSampler
-from tqdm.auto import tqdm
+from tqdm.auto import tqdm as tqdm_auto
 
 from vadlab import distributed, guards, runs
 from vadlab import threads as cpu_threads
@@ -59,6 +59,7 @@ from vadlab.eval.protocol import evaluate_signals
 from vadlab.eval.scores import fuse
 from vadlab.io import atomic_path, write_json
 from vadlab.models.base import EpochContext, Method, check_batch
+from vadlab.progress import tqdm
 from vadlab.registry import get_spec
 
 CHECKPOINT = "checkpoint.pt"
@@ -247,7 +248,7 @@ def _train(method, layout, out: Path, group, interrupts: runs.Interrupts, *, see
         save(epoch + 1)
         kept = runs.describe_checkpoint(ckpt_file, epoch + 1)
         if progress:
-            tqdm.write(f"{method.name} epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f} "
+            tqdm_auto.write(f"{method.name} epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f} "
                        f"({record['seconds']:.1f}s)")
         if on_epoch is not None and group.main:
             on_epoch(epoch + 1, history)

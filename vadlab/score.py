@@ -36,7 +36,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from vadlab import engine, guards, runs
 from vadlab import threads as cpu_threads
@@ -46,6 +45,7 @@ from vadlab.errors import ConfigError, DataError, VadlabError, VadlabWarning
 from vadlab.eval.calibration import CALIBRATION, Calibration
 from vadlab.eval.scores import fuse
 from vadlab.io import atomic_path, write_json
+from vadlab.progress import tqdm
 
 DISPLAY_HEIGHT = 240  # pixels: the overlay video's frame height (the width keeps the aspect ratio)
 PANEL_WIDTH = 320  # pixels: the score panel beside each frame

@@ -18,21 +18,60 @@ from vadlab.reports.provenance import data_provenance, git_state, package_versio
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
+def _kernel_manager_class():
+    """jupyter_client's kernel manager over IPC (Unix sockets in the runtime folder) instead of TCP on localhost: the
+    kernel is only ever ours, and over TCP ipykernel warns at every start that it runs without encryption (seven
+    warnings in a demo). Papermill passes it on to nbclient."""
+    import uuid
+
+    from jupyter_client import AsyncKernelManager
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            runtime = Path(jupyter_runtime_dir())
+            runtime.mkdir(parents=True, exist_ok=True)  # the sockets' absolute path: the same for client and kernel
+            kwargs.setdefault("ip", str(runtime / f"vadlab-{uuid.uuid4().hex[:12]}-ipc"))
+            super().__init__(transport="ipc", **kwargs)
+
+        def cleanup_ipc_files(self) -> None:  # the ports may be reset by then: every socket of this kernel
+            for socket in Path(self.ip).parent.glob(f"{Path(self.ip).name}-*"):
+                socket.unlink(missing_ok=True)
+
+    return IPCKernelManager
+
+
+def _execute(notebook: Path, target: Path, params: dict, *, kernel: str, progress: bool, cwd) -> None:
+    """papermill over an IPC kernel, without progress bars in the kernel (`vadlab.progress`: a headless run)."""
+    import papermill as pm
+
+    from vadlab.progress import HEADLESS_ENV
+
+    previous = os.environ.get(HEADLESS_ENV)
+    os.environ[HEADLESS_ENV] = "1"  # the kernel inherits it
+    try:
+        pm.execute_notebook(str(notebook), str(target), parameters=params, kernel_name=kernel,
+                            progress_bar=progress, cwd=str(cwd or Path.cwd()),
+                            kernel_manager_class=_kernel_manager_class())
+    finally:
+        if previous is None:
+            os.environ.pop(HEADLESS_ENV, None)
+        else:
+            os.environ[HEADLESS_ENV] = previous
+
+
 def run_notebook(notebook: str | os.PathLike, out_dir: str | os.PathLike, parameters: dict | None = None,
                  *, kernel: str = "python3", progress: bool = False, cwd: str | os.PathLike | None = None) -> Path:
     """Execute a notebook with papermill into `out_dir/<name>.ipynb` (written atomically); returns its path.
 
     The kernel runs in `cwd` (default: the caller's working directory), so relative paths in `parameters` mean
     what they mean to the caller."""
-    import papermill as pm
-
     notebook = Path(notebook)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / notebook.name
     with atomic_path(target) as tmp:
-        pm.execute_notebook(str(notebook), str(tmp), parameters=parameters or {}, kernel_name=kernel,
-                            progress_bar=progress, cwd=str(cwd or Path.cwd()))
+        _execute(notebook, Path(tmp), parameters or {}, kernel=kernel, progress=progress, cwd=cwd)
     return target
 
 
@@ -92,7 +131,6 @@ def build_report(notebook: str | os.PathLike, root: str | os.PathLike = "reports
     "failed", the partial notebook and its HTML) and never touches the other reports. Returns `report.json`'s dict."""
     import shutil
 
-    import papermill as pm
 
     notebook = Path(notebook)
     if not notebook.is_file():
@@ -115,8 +153,7 @@ def build_report(notebook: str | os.PathLike, root: str | os.PathLike = "reports
     previous = os.environ.get(viz.EXPORT_ENV)
     os.environ[viz.EXPORT_ENV] = str((partial / "figures").resolve())  # the kernel inherits it: viz.save exports
     try:
-        pm.execute_notebook(str(notebook), str(executed), parameters=params, kernel_name="python3",
-                            progress_bar=progress, cwd=str(cwd or Path.cwd()))
+        _execute(notebook, executed, params, kernel="python3", progress=progress, cwd=cwd)
     except Exception as exc:  # noqa: BLE001  (any failure is recorded, the other reports go on)
         record.update(status="failed", **_failure(exc))
     finally:
