@@ -12,7 +12,9 @@ query (or, for a space without weights, the query's distance to each item). A sl
 map, the anomaly map and the matching weights of the query under the mouse, per run, in rows; below them the score
 curve of each run with the ground truth shaded and a marker at the frame; clicking the curve jumps to that frame; a
 play button steps through the video. Each video's maps are computed once and cached (a few videos are kept).
-`Explorer.step_ms` holds the time of every slider step (the callback, from the new value to the updated figure).
+`Explorer.step_ms` holds the kernel's time of every slider step (the callback, from the new value to the updated
+figure model); the status line shows it as kernel time. What a person waits is longer: the widget messages and the
+browser's redraw come on top (`tools/screenshot_explorer.py` measures a step in the browser, key press to status).
 """
 
 from __future__ import annotations
@@ -425,7 +427,8 @@ class Explorer:
         labels = maps[0].labels
         scores = ", ".join(f"{label} {m.score[t]:.3f}" for (label, _), m in zip(self.runs, maps))
         self.status.value = (f"<b>frame {t}</b> ({'anomalous' if labels[t] else 'normal'} in the ground truth); "
-                             f"score: {scores}; step {ms:.1f} ms<br>{getattr(self, '_video_note', '')}")
+                             f"score: {scores}; kernel time of this step {ms:.1f} ms (the browser's redraw adds to "
+                             f"it)<br>{getattr(self, '_video_note', '')}")
 
     def _show_weights(self, r: int, m: VideoMaps, t: int, step: int) -> None:
         bars = self.figure.data[self._traces[r]["weights"]]

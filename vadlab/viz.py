@@ -458,6 +458,8 @@ def number_text(name: str, value) -> str:
     whole (thousands separated), a frame size as HxW; None or NaN as an empty cell."""
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return ""
+    if isinstance(value, str):
+        return value
     key = name.lower()
     if "size" in key:
         return frame_size_text(value)
