@@ -183,3 +183,23 @@ def test_a_report_run_is_quiet(tmp_path, capfd):
     prov["parameters"]["preset"] = "smoke"
     (root / "quiet" / "provenance.json").write_text(json.dumps(prov))
     assert SMOKE_NOTE.split(":")[0] in write_index(root).read_text()
+
+
+def test_reports_side_by_side_each_with_its_own_kernel_environment(tmp_path):
+    """`jobs=2`: the first notebook alone, the others side by side, each kernel with its own figure folder and its
+    share of the cores; `env` (the smoke demo's draft figures) reaches every kernel: a 100 dpi PNG and no PDF."""
+    from vadlab import viz
+    from vadlab.reports import report_notebooks
+    from vadlab.threads import available_cores
+
+    body = ("import os\nsb.glue('threads', os.environ.get('VADLAB_THREADS', 'unset'))\n"
+            "viz.plot_score_curve(np.linspace(0, 1, 12), np.r_[np.zeros(6), np.ones(6)]);")  # exported only
+    notebooks = [_notebook(tmp_path / f"n{i}.ipynb", body) for i in range(3)]
+    root = tmp_path / "reports"
+    records = report_notebooks(notebooks, root, {}, jobs=2, env={viz.DRAFT_ENV: "1"})
+    assert [r["name"] for r in records] == ["n0", "n1", "n2"] and all(r["status"] == "ok" for r in records)
+    threads = [json.loads((root / f"n{i}" / "metrics.json").read_text())["threads"] for i in range(3)]
+    assert threads == ["unset", *[str(max(1, available_cores() // 2))] * 2]
+    for i in range(3):
+        figures = [p.name for p in (root / f"n{i}" / "figures").iterdir()]
+        assert len(figures) == 1 and figures[0].endswith(".png")

@@ -212,7 +212,7 @@ def _cmd_demo(args) -> int:
     from vadlab.reports import demo
 
     records = demo(args.data, args.out, methods=args.method, preset=args.preset, runs=args.runs,
-                   inspect=not args.no_inspect, epochs=args.epochs, device=args.device)
+                   inspect=not args.no_inspect, epochs=args.epochs, device=args.device, jobs=args.jobs)
     return 1 if any(r["status"] != "ok" for r in records) else 0
 
 
@@ -238,7 +238,7 @@ def _cmd_report(args) -> int:
         raise VadlabError("--name names one report; give one notebook with it")
     _out_folder(args.out)
     records = report_notebooks(args.notebooks, args.out, params, names=[args.name] if args.name else None,
-                               progress=True)
+                               progress=True, jobs=args.jobs)
     failed = [r for r in records if r["status"] != "ok"]
     print(f"index: {Path(args.out) / 'index.html'}")
     for r in failed:
@@ -490,6 +490,8 @@ def _add_report(sub) -> None:
     p.add_argument("--name", help="the report's folder name (one notebook; default: the notebook's name)")
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="notebook parameter (JSON value, else a string); each notebook gets those it declares")
+    p.add_argument("--jobs", type=int, default=1, help="notebooks run side by side after the first, the cores "
+                                                       "shared among them (default 1: one after the other)")
     p.set_defaults(func=_cmd_report)
 
 
@@ -550,6 +552,8 @@ def _add_demo(sub) -> None:
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--no-inspect", action="store_true", help="skip the per-method inspection reports")
+    p.add_argument("--jobs", type=int, help="inspection reports side by side, the cores shared among them "
+                                            "(default: one per core, at most 4)")
     p.set_defaults(func=_cmd_demo)
 
 

@@ -525,6 +525,25 @@ def evaluate_run(run: str | os.PathLike, data=None, *, device: str = "auto", pro
         return _evaluate(method, run, data, progress, overrides)
 
 
+def evaluation(run: str | os.PathLike, data=None, *, device: str = "auto", progress: bool = True) -> dict:
+    """The run's evaluation: its `metrics.json` when that scored the run's last checkpoint on this data (as the
+    demo's comparison just did), else `evaluate_run`. A report that follows the comparison does not score the test
+    split twice."""
+    run = Path(run)
+    metrics, checkpoint = metrics_file(run), run / "checkpoint.pt"
+    if metrics.exists() and (run / "scores.npz").exists() and checkpoint.exists():
+        report = json.loads(metrics.read_text())
+        trained_on = json.loads((run / "run.json").read_text())["data"] if (run / "run.json").exists() else None
+        wanted = as_layout(data if data is not None else trained_on).root
+        fresh = metrics.stat().st_mtime_ns >= checkpoint.stat().st_mtime_ns
+        history = run / "history.json"
+        epochs = len(json.loads(history.read_text())) if history.exists() else None
+        if fresh and Path(report.get("data", "")).resolve() == Path(wanted).resolve() and \
+                report.get("epochs_trained") == epochs and not report.get("overrides"):
+            return report
+    return evaluate_run(run, data, device=device, progress=progress)
+
+
 def overrides_suffix(overrides: dict | None) -> str:
     """The file-name suffix of an evaluation with test-time overrides: "[test_update=False]", "" without."""
     return "[" + ",".join(f"{k}={v}" for k, v in sorted(overrides.items())) + "]" if overrides else ""
@@ -545,11 +564,14 @@ def _evaluate(method, run: Path, data, progress: bool, overrides: dict | None) -
     # the scoring's training-frame constants come from the data the run trained on (the test data's otherwise)
     ensure_scoring_fit(method, run, trained_on if trained_on and Path(trained_on).is_dir() else layout,
                        progress=progress)
+    t1 = time.perf_counter()
     signals = infer(method, layout, progress=progress)
+    inference_seconds = time.perf_counter() - t1  # the model's pass over the test split alone (frames/s)
     maps = signals.pop("_map", None)
     report = evaluate_signals(signals, method.fusion_weights(), layout, size=method.config.image_size, maps=maps)
     report.update({"method": method.name, "data": str(layout.root), "epochs_trained": method.epochs_trained,
-                   "scoring_seconds": time.perf_counter() - t0, "git_commit": git_commit()})
+                   "scoring_seconds": time.perf_counter() - t0, "inference_seconds": inference_seconds,
+                   "git_commit": git_commit()})
     report.update(method.test_statistics())
     history_file = run / "history.json"
     if history_file.exists():

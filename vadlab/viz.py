@@ -29,6 +29,10 @@ MANY_CMAP = "viridis"  # beyond 10 items: perceptually uniform, readable in grey
 BASELINE_NAMES = ("frame_difference", "frame difference", "frame_diff")
 EXPORT_ENV = "VADLAB_FIGURE_EXPORT"
 EXPORT_DPI = 300
+# `$VADLAB_FIGURE_DRAFT=1` (the demo's smoke preset sets it): export a 100 dpi PNG and no PDF, since a smoke report
+# only checks the path and 300 dpi PNG plus PDF of every figure is a good part of its time; other presets unchanged
+DRAFT_ENV = "VADLAB_FIGURE_DRAFT"
+DRAFT_DPI = 100
 
 STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "xtick.labelsize": 8, "ytick.labelsize": 8,
          "legend.fontsize": 8, "figure.titlesize": 10, "axes.prop_cycle": cycler(color=list(METHOD_COLOURS)),
@@ -170,7 +174,9 @@ def save(fig, path: str | os.PathLike | None, dpi: int = 150):
         folder.mkdir(parents=True, exist_ok=True)
         n = len(list(folder.glob("*.png")))
         name = f"{n:02d}_{_export_name(fig, path)}"
-        for suffix, kw in ((".png", {"dpi": EXPORT_DPI}), (".pdf", {})):
+        draft = os.environ.get(DRAFT_ENV) == "1"
+        for suffix, kw in ((".png", {"dpi": DRAFT_DPI if draft else EXPORT_DPI}),) + (() if draft else
+                                                                                    ((".pdf", {}),)):
             with atomic_path(folder / f"{name}{suffix}") as tmp:
                 fig.savefig(tmp, bbox_inches="tight", **kw)
     return fig

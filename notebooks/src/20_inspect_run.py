@@ -42,7 +42,7 @@ print(f"{trained.name}, trained {viz.plural(trained.epochs_trained, 'epoch')} on
 
 # %%
 viz.plot_history(info["history"], path=f"{figures}/loss.png")
-report = engine.evaluate_run(run_dir, layout, device=device)
+report = engine.evaluation(run_dir, layout, device=device)  # metrics.json when it scored this checkpoint
 viz.metrics_table(report)
 
 # %% [markdown]

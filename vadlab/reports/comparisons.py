@@ -112,7 +112,7 @@ def compare_methods(data, runs_dir: str | os.PathLike, methods: list[str] | None
     Each method's run is `runs_dir/<method>`: trained at `preset` when it is missing or unfinished (`train`), then
     evaluated with the common protocol. Returns {"rows": {name: metrics}, "roc": {name: (fpr, tpr, auc)},
     "per_type": {name: {type: AUC}}}: micro and macro AUC, EER, pixel AUC, parameters, training seconds and
-    inference frames per second (a separate scoring pass, model only) per method."""
+    inference frames per second (the evaluation's own pass over the test split, model only) per method."""
     from sklearn.metrics import roc_curve
 
     from vadlab import engine
@@ -137,9 +137,7 @@ def compare_methods(data, runs_dir: str | os.PathLike, methods: list[str] | None
             engine.fit(wanted, layout, run, seed=seed, device=device, resume=True, progress=progress)
         report = engine.evaluate_run(run, layout, device=device, progress=progress)
         trained = engine.load_run(run, device)
-        t0 = time.perf_counter()
-        engine.infer(trained, layout, progress=False)
-        seconds = time.perf_counter() - t0
+        seconds = report["inference_seconds"]  # its own pass over the test split, model only: no second pass
         sizes.append(trained.config.image_size)
         scores = engine.load_scores(run)
         s = np.concatenate([scores["score"][v.name] for v in layout.testing])
@@ -152,7 +150,7 @@ def compare_methods(data, runs_dir: str | os.PathLike, methods: list[str] | None
                       "pixel_auc": report.get("pixel_auc"), "parameters": int(sum(p.numel() for p in
                                                                                    trained.model.parameters())),
                       "train_seconds": report.get("train_seconds"), "inference_fps": report["frames_scored"] / seconds,
-                      "image_size": str(trained.config.image_size), "epochs": trained.epochs_trained,
+                      "image_size": viz.frame_size_text(trained.config.image_size), "epochs": trained.epochs_trained,
                       "frames_left_out": report["frames_left_out"]}
     size = sizes[0] if sizes else 64
     t0 = time.perf_counter()
@@ -168,8 +166,9 @@ def compare_methods(data, runs_dir: str | os.PathLike, methods: list[str] | None
     per_type["frame_difference"] = base.get("per_type_auc", {})
     rows["frame_difference"] = {"micro_auc": base["micro_auc"], "macro_auc": base["macro_auc"], "eer": base["eer"],
                                 "pixel_auc": None, "parameters": 0, "train_seconds": 0.0,
-                                "inference_fps": base["frames_scored"] / seconds, "image_size": str(size),
-                                "epochs": 0, "frames_left_out": base["frames_left_out"]}
+                                "inference_fps": base["frames_scored"] / seconds,
+                                "image_size": viz.frame_size_text(size), "epochs": 0,
+                                "frames_left_out": base["frames_left_out"]}
     return {"rows": rows, "roc": roc, "per_type": per_type, "data": str(layout.root)}
 
 
