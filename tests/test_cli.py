@@ -120,13 +120,17 @@ def test_synth_help_names_the_generators_presets():
 
 
 def test_list_help_and_early_errors_import_no_heavy_library():
-    """`vadlab list`, every `--help` and a mistyped method answer without importing torch, scikit-learn, plotly or
-    OpenCV (the seconds a new user waits): the modules each leaves in sys.modules, in a fresh interpreter."""
+    """`vadlab list`, every `--help`, a mistyped method and a path that is not there answer without importing torch,
+    scikit-learn, plotly or OpenCV (the seconds a new user waits): the modules each leaves in sys.modules, in a fresh
+    interpreter."""
     import os
 
     from vadlab.cli import build_parser
 
-    argvs = [["list"], ["train", "nope", "--data", "X", "--out", "Y"], ["demo", "--preset", "huge"]]
+    argvs = [["list"], ["train", "nope", "--data", "X", "--out", "Y"], ["demo", "--preset", "huge"],
+             ["evaluate", "/nonexistent/run"], ["score", "/nonexistent/run", "v.mp4"], ["report", "/nonexistent.ipynb"],
+             ["curves", "R=/nonexistent/run", "--out", "c.png"], ["compare", "/nonexistent/runs"],
+             ["baseline", "--data", "/nonexistent/data", "--out", "/nonexistent/out"]]
     argvs += [[*path, "--help"] for path, _ in _parsers(build_parser())]
     script = ("import json, sys\nfrom vadlab.cli import main\nfor argv in json.loads(sys.argv[1]):\n"
               "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"

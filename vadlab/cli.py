@@ -12,7 +12,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from vadlab.errors import Interrupted, VadlabError, VadlabWarning
+from vadlab.errors import DataError, Interrupted, VadlabError, VadlabWarning, no_checkpoint
 
 
 def _cmd_list(args) -> int:
@@ -119,6 +119,18 @@ def _print_summary(layout) -> None:
               f"anomalous {row['anomalous_frames']:6d}  with masks {row['videos_with_masks']}")
 
 
+# --- checks that come before the imports of a command (torch, scikit-learn, OpenCV: seconds), with the messages the
+# code below them gives, so a mistyped path answers at once
+def _run_folder(run: str) -> None:
+    if not (Path(run) / "checkpoint.pt").exists():
+        raise no_checkpoint(run)
+
+
+def _data_root(root: str | None) -> None:
+    if root is not None and not Path(root).exists():
+        raise DataError(f"{root}: dataset root does not exist")
+
+
 def _out_folder(path: str) -> str:
     """`--out` must name a folder: an existing file there (or above it) exits 2 instead of a traceback."""
     for p in (Path(path), *Path(path).parents):
@@ -159,6 +171,8 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
+    _run_folder(args.run)
+    _data_root(args.data)
     from vadlab import engine
     from vadlab.config import parse_set_args
 
@@ -179,10 +193,13 @@ def _report(report: dict) -> int:
 
 
 def _cmd_score(args) -> int:
-    from vadlab.score import describe, score_video
-
+    _run_folder(args.run)
+    if not Path(args.video).expanduser().exists():
+        raise DataError(f"{args.video}: no such video file or folder of frames")
     if args.out:
         _out_folder(args.out)
+    from vadlab.score import describe, score_video
+
     summary = score_video(args.run, args.video, args.out, threshold=args.threshold, stream=args.stream,
                           write_video=not args.no_video, data=args.data, device=args.device, threads=args.threads,
                           progress=not args.quiet)
@@ -194,9 +211,10 @@ def _cmd_score(args) -> int:
 
 
 def _cmd_baseline(args) -> int:
+    _data_root(args.data)
+    _out_folder(args.out)
     from vadlab.reports import baseline_report
 
-    _out_folder(args.out)
     report = baseline_report(args.data, args.out, size=args.size)
     print(f"frame-difference baseline: micro AUC {report['micro_auc']:.3f}  macro {report['macro_auc']:.3f}  "
           f"EER {report['eer']:.3f} -> {Path(args.out) / 'metrics.json'}")
@@ -217,6 +235,9 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_report(args) -> int:
+    for notebook in args.notebooks:
+        if not Path(notebook).is_file():
+            raise VadlabError(f"{notebook}: no such notebook")
     from vadlab import guards
     from vadlab.reports import _defaults, report_notebooks
 
@@ -247,6 +268,12 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_curves(args) -> int:
+    for item in args.runs:
+        label, sep, folder = item.partition("=")
+        folder = Path(folder if sep else label)
+        if not (folder / "run.json").exists() or not (folder / "scores.npz").exists():
+            raise VadlabError(f"{folder}: not an evaluated run (needs run.json and scores.npz; run `vadlab evaluate`)")
+    _data_root(args.data)
     from vadlab.reports import score_curves
 
     aucs = score_curves(args.runs, args.out, data=args.data)
@@ -259,10 +286,15 @@ def _cmd_curves(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    from vadlab.reports import compare_runs
-
+    for group in args.groups:
+        label, sep, dirs = group.partition("=")
+        for folder in (dirs.split(",") if sep else [label]):
+            if not Path(folder).is_dir():
+                raise VadlabError(f"{folder}: no such run folder")
     if args.out:
         _out_folder(args.out)
+    from vadlab.reports import compare_runs
+
     compare_runs(args.groups, args.out, metric=args.metric)
     if args.out:
         print(f"wrote {Path(args.out) / 'comparison.png'}, comparison.md and metrics.json")

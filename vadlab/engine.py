@@ -53,7 +53,7 @@ from vadlab.analysis.memory import memory_health
 from vadlab.config import apply_overrides, check_fits_data
 from vadlab.data.layout import as_layout
 from vadlab.distributed import world  # noqa: F401  (public: `engine.world()` is used by the CLI)
-from vadlab.errors import DataError, VadlabError
+from vadlab.errors import DataError, VadlabError, no_checkpoint
 from vadlab.eval.calibration import CALIBRATION, Calibration
 from vadlab.eval.protocol import evaluate_signals
 from vadlab.eval.scores import fuse
@@ -370,7 +370,7 @@ def load_run(run: str | os.PathLike, device: str = "auto", overrides: dict | Non
     run = Path(run)
     ckpt_file = run / CHECKPOINT
     if not ckpt_file.exists():
-        raise DataError(f"{ckpt_file}: no checkpoint (is {run} a run folder written by `vadlab train`?)")
+        raise no_checkpoint(run)
     dev = resolve_device(device)
     state = runs.read_checkpoint(ckpt_file, dev, method=method)  # safe load; a non-finite model is refused
     guards.check_record(ckpt_file, _recorded(run), {"method": state["method"]},  # the folder's own method
