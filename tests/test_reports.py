@@ -203,3 +203,26 @@ def test_reports_side_by_side_each_with_its_own_kernel_environment(tmp_path):
     for i in range(3):
         figures = [p.name for p in (root / f"n{i}" / "figures").iterdir()]
         assert len(figures) == 1 and figures[0].endswith(".png")
+
+
+def test_the_demo_estimate_counts_the_measured_step_times(tiny_synthetic, tmp_path):
+    """The line the demo prints before training: measured seconds per step times the steps on this data, less what a
+    run already has; methods without a measured step time are named, not guessed."""
+    from vadlab.data.layout import load_layout
+    from vadlab.registry import get_config
+    from vadlab.reports.demo import training_estimate
+    from vadlab.reproduce.plan import step_seconds, steps_per_epoch
+
+    layout = load_layout(tiny_synthetic)
+    names = list_methods()
+    line = training_estimate(names, "cpu", layout)
+    unmeasured = [n for n in names if step_seconds(n, "cpu") is None]
+    assert all(n in line.split("no measured step time")[-1] for n in unmeasured)
+    measured = [n for n in names if n not in unmeasured]
+    total = sum(get_config(n, "cpu").epochs * steps_per_epoch(n, get_config(n, "cpu"), layout) *
+                step_seconds(n, "cpu")[0] for n in measured)
+    assert f"training {len(measured)} of {len(names)} methods at cpu" in line
+    assert (f"{total:.0f} s" if total < 90 else f"{total / 60:.0f} min") in line
+    (tmp_path / names[0]).mkdir()
+    (tmp_path / names[0] / "history.json").write_text(json.dumps([{}] * get_config(names[0], "cpu").epochs))
+    assert f"of {len(names) - 1} methods" in training_estimate(names, "cpu", layout, runs=tmp_path)

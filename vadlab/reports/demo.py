@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -15,23 +16,34 @@ from vadlab.reports.notebooks import NOTEBOOKS, report_notebooks
 SMOKE_TSNE_POINTS = 500
 
 
-def training_estimate(names: list[str], preset: str, layout, overrides: dict | None = None) -> str:
+def training_estimate(names: list[str], preset: str, layout, overrides: dict | None = None,
+                      runs: str | os.PathLike | None = None) -> str:
     """A line that says about how long training `names` at `preset` on `layout` takes, from each method's measured
     seconds per step (`register_method(step_seconds=...)`) times its steps on this data (as `vadlab reproduce
-    --dry-run` counts them); methods without a measured step time at `preset` are named as left out."""
+    --dry-run` counts them), less the epochs a run in `runs/<method>` already has; methods without a measured step
+    time at `preset` are named as left out."""
     from vadlab.registry import create_method
     from vadlab.reproduce.plan import _duration, step_seconds, steps_per_epoch
 
-    total, missing = 0.0, []
+    total, missing, done = 0.0, [], []
     for name in names:
         config = create_method(name, preset, **(overrides or {})).config
+        left = config.epochs - min(config.epochs, (_trained_epochs(Path(runs) / name) or 0) if runs else 0)
+        if left == 0:
+            done.append(name)
+            continue
         measured, steps = step_seconds(name, preset), steps_per_epoch(name, config, layout)
         if measured is None or steps is None:
             missing.append(name)
             continue
-        total += config.epochs * steps * measured[0]
-    measured_names = len(names) - len(missing)
-    line = (f"estimate: training {measured_names} of {len(names)} methods at {preset} takes about {_duration(total)} "
+        total += left * steps * measured[0]
+    todo = len(names) - len(done)
+    if todo == 0:
+        return f"estimate: every run is trained already ({', '.join(done)}); the evaluations and reports follow"
+    if len(missing) == todo:
+        return (f"estimate: none; no method to train has a measured step time at {preset} "
+                f"({', '.join(missing)})")
+    line = (f"estimate: training {todo - len(missing)} of {todo} methods at {preset} takes about {_duration(total)} "
             "(their measured seconds per step times their steps on this data)")
     if missing:
         line += f"; no measured step time at {preset} for {', '.join(missing)}"
@@ -62,7 +74,7 @@ def demo(data: str = "data/synthetic-default", out: str = "reports", *, methods:
         print(f"synthesised {data} in {time.perf_counter() - t0:.0f} s")
     layout = check_layout(data)
     print(f"data: {layout.root} {json.dumps(layout.summary())}")
-    print(training_estimate(names, preset, layout, overrides), flush=True)
+    print(training_estimate(names, preset, layout, overrides, runs), flush=True)
     t_all = time.perf_counter()
     t_training = 0.0
     for name in names:
