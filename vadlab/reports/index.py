@@ -71,6 +71,7 @@ def write_index(root: str | os.PathLike = "reports") -> Path:
                     f"<td>{status}</td>"
                     f"<td><table class='num'>{numbers}</table></td><td class='figs'>{figures}"
                     f"{f'<br><small>and {more} more in figures/</small>' if more > 0 else ''}</td></tr>")
+    draft = " (at the smoke preset: a 100 dpi PNG only)" if smoke else ""
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>vadlab reports</title>
 <style>
@@ -79,15 +80,16 @@ table.main {{ border-collapse: collapse; width: 100%; }}
 table.main > tbody > tr > td, table.main th {{ border-bottom: 1px solid #ccc; padding: 8px; vertical-align: top; }}
 table.num td {{ padding: 0 8px 0 0; font-size: 0.85em; }}
 .ok {{ color: #029E73; font-weight: bold; }} .failed {{ color: #D55E00; font-weight: bold; }}
-.figs img {{ width: 380px; max-width: 45%; height: auto; margin: 0 6px 6px 0; border: 1px solid #ddd; }}
+.figs img {{ max-width: 340px; max-height: 230px; width: auto; height: auto; margin: 0 6px 6px 0;
+  border: 1px solid #ddd; vertical-align: top; }}
 .banner {{ background: #FFF4D6; border-left: 5px solid #DE8F05; padding: 8px 12px; }}
 .smoke {{ color: #8A5A00; font-size: 0.85em; }}
 </style></head><body>
 <h1>vadlab reports</h1>
 {f"<p class='banner'><b>{_esc(SMOKE_NOTE.split(':')[0])}:</b>{_esc(SMOKE_NOTE.split(':', 1)[1])}</p>" if smoke else ""}
 <p>{len(rows)} report(s) in <code>{_esc(root.resolve())}</code>, written {time.strftime("%Y-%m-%d %H:%M:%S")}.
-Each folder holds the executed notebook, its HTML export, every figure as PNG (300 dpi) and PDF, metrics.json and
-provenance.json.</p>
+Each folder holds the executed notebook, its HTML export, every figure as PNG (300 dpi) and PDF{draft}, metrics.json
+and provenance.json.</p>
 <table class="main"><thead><tr><th>report</th><th>status</th><th>key numbers</th><th>figures</th></tr></thead>
 <tbody>
 {chr(10).join(rows)}

@@ -37,6 +37,11 @@ def _kernel_manager_class(env: dict | None = None):
             kwargs.setdefault("ip", str(runtime / f"vadlab-{uuid.uuid4().hex[:12]}-ipc"))
             super().__init__(transport="ipc", **kwargs)
 
+        async def _async_interrupt_kernel(self):
+            if self.shutting_down:  # the run is over and the kernel idle: a shutdown request is enough (jupyter_client
+                return  # sends SIGINT first, and a kernel still busy logs "KeyboardInterrupt caught in kernel")
+            await super()._async_interrupt_kernel()
+
         async def _async_pre_start_kernel(self, **kw):
             kw["env"] = {**kw.get("env", os.environ), **extra}
             return await super()._async_pre_start_kernel(**kw)
