@@ -566,7 +566,7 @@ def _evaluate(method, run: Path, data, progress: bool, overrides: dict | None) -
                        progress=progress)
     t1 = time.perf_counter()
     signals = infer(method, layout, progress=progress)
-    inference_seconds = time.perf_counter() - t1  # the model's pass over the test split alone (frames/s)
+    inference_seconds = time.perf_counter() - t1  # the pass over the test split: frames read, the model (frames/s)
     maps = signals.pop("_map", None)
     report = evaluate_signals(signals, method.fusion_weights(), layout, size=method.config.image_size, maps=maps)
     report.update({"method": method.name, "data": str(layout.root), "epochs_trained": method.epochs_trained,

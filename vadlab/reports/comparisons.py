@@ -112,7 +112,8 @@ def compare_methods(data, runs_dir: str | os.PathLike, methods: list[str] | None
     Each method's run is `runs_dir/<method>`: trained at `preset` when it is missing or unfinished (`train`), then
     evaluated with the common protocol. Returns {"rows": {name: metrics}, "roc": {name: (fpr, tpr, auc)},
     "per_type": {name: {type: AUC}}}: micro and macro AUC, EER, pixel AUC, parameters, training seconds and
-    inference frames per second (the evaluation's own pass over the test split, model only) per method."""
+    inference frames per second per method: the evaluation's own pass over the test split, frames read and the model
+    run (no second pass only to time it; the first pass at a frame size also reads and resizes the frames)."""
     from sklearn.metrics import roc_curve
 
     from vadlab import engine
@@ -176,7 +177,8 @@ def comparison_table(result: dict):
     """The rows of `compare_methods` as a table (a pandas DataFrame of text cells: AUCs to 3 digits, seconds to 1,
     frame sizes as HxW; `viz.number_text`), one row per method, the baseline last."""
     columns = {"micro_auc": "micro AUC", "macro_auc": "macro AUC", "eer": "EER", "pixel_auc": "pixel AUC",
-               "parameters": "parameters", "train_seconds": "training (s)", "inference_fps": "inference (frames/s)",
+               "parameters": "parameters", "train_seconds": "training (s)",
+               "inference_fps": "inference (frames/s, reading included)",
                "image_size": "frame size (HxW)", "epochs": "epochs", "frames_left_out": "frames left out"}
     frame = viz.text_table({name: {label: row.get(key) for key, label in columns.items()}
                             for name, row in result["rows"].items()}, index_name="method")
