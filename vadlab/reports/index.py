@@ -11,7 +11,7 @@ from vadlab.io import atomic_path
 
 SMOKE_NOTE = ("Smoke preset: these numbers only check that the whole path runs (an epoch or two of small models on "
               "a few frames). They say nothing about the methods; numbers below the frame-difference baseline are "
-              "expected here. The cpu preset (`make demo`) gives numbers to read.")
+              "expected here. The cpu preset (plain make demo) gives numbers to read.")
 
 
 def smoke_banner(preset: str | None):
