@@ -84,3 +84,70 @@ def test_data_check_prints_the_summary(random_layout):
     proc = run("data", "check", random_layout)
     assert proc.returncode == 0, proc.stderr
     assert "testing   videos    2  frames      24  anomalous     12" in proc.stdout
+
+
+def _parsers(parser, path=()):
+    """Every (command path, parser) under `parser`, subcommands included."""
+    import argparse
+
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+def test_every_argument_of_every_command_has_help_text():
+    import argparse
+
+    from vadlab.cli import build_parser
+
+    commands = list(_parsers(build_parser()))
+    assert len(commands) > 15  # the walk reaches the nested ones (data split kfold)
+    missing = [f"vadlab {' '.join(path)}: {action.option_strings or action.dest}"
+               for path, parser in commands for action in parser._actions
+               if not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) and not action.help]
+    assert not missing, "arguments without help text:\n" + "\n".join(missing)
+
+
+def test_synth_help_names_the_generators_presets():
+    from vadlab.cli import SYNTH_PRESETS
+    from vadlab.data.synthetic import PRESETS
+
+    assert set(SYNTH_PRESETS) == set(PRESETS)
+    proc = run("data", "synth", "--help")
+    assert proc.returncode == 0 and all(name in proc.stdout for name in PRESETS)
+
+
+def test_list_help_and_early_errors_import_no_heavy_library():
+    """`vadlab list`, every `--help`, a mistyped method and a path that is not there answer without importing torch,
+    scikit-learn, plotly or OpenCV (the seconds a new user waits): the modules each leaves in sys.modules, in a fresh
+    interpreter."""
+    import os
+
+    from vadlab.cli import build_parser
+
+    argvs = [["list"], ["train", "nope", "--data", "X", "--out", "Y"], ["demo", "--preset", "huge"],
+             ["evaluate", "/nonexistent/run"], ["score", "/nonexistent/run", "v.mp4"], ["report", "/nonexistent.ipynb"],
+             ["curves", "R=/nonexistent/run", "--out", "c.png"], ["compare", "/nonexistent/runs"],
+             ["baseline", "--data", "/nonexistent/data", "--out", "/nonexistent/out"]]
+    argvs += [[*path, "--help"] for path, _ in _parsers(build_parser())]
+    script = ("import json, sys\nfrom vadlab.cli import main\nfor argv in json.loads(sys.argv[1]):\n"
+              "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+              "print('MODULES', json.dumps(sorted(m for m in ('torch', 'sklearn', 'plotly', 'cv2') "
+              "if m in sys.modules)))\n")
+    env = {k: v for k, v in os.environ.items() if k != "VADLAB_PLUGINS"}  # the test plugin imports torch itself
+    for argv in argvs:
+        proc = subprocess.run([sys.executable, "-c", script, json.dumps([argv])], capture_output=True, text=True,
+                              env=env)
+        line = [x for x in proc.stdout.splitlines() if x.startswith("MODULES ")]
+        assert line, (argv, proc.stdout, proc.stderr)
+        assert json.loads(line[0][len("MODULES "):]) == [], f"vadlab {' '.join(argv)} imported them"
+
+
+def test_list_lines_up_its_columns():
+    proc = run("list")
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines()[1:] if not line.startswith(" ")]
+    header = proc.stdout.splitlines()[0]
+    assert {row.index(row.split()[1]) for row in rows} == {header.index("presets")}

@@ -133,3 +133,22 @@ def test_resume_refuses_a_different_config(random_layout, tmp_path):
     with pytest.raises(DataError, match="memory_items 4 -> 5"):
         engine.fit(create_method("mnad_pred", "smoke", memory_items=5), random_layout, run, device="cpu",
                    progress=False, resume=True)
+
+
+def test_evaluation_reads_the_evaluation_of_the_last_checkpoint(random_layout, tmp_path):
+    """A report after the comparison reads its metrics.json instead of scoring the test split again; a newer
+    checkpoint (or other data) is scored afresh."""
+    import os
+
+    run = tmp_path / "run"
+    engine.fit(create_method("mnad_pred", "smoke"), random_layout, run, device="cpu", progress=False)
+    report = engine.evaluate_run(run, random_layout, device="cpu", progress=False)
+    stamp = (run / "metrics.json").stat().st_mtime_ns
+    assert engine.evaluation(run, random_layout, device="cpu", progress=False) == json.loads(
+        (run / "metrics.json").read_text())
+    assert (run / "metrics.json").stat().st_mtime_ns == stamp
+    later = stamp + 10**9
+    os.utime(run / "checkpoint.pt", ns=(later, later))  # a checkpoint newer than the evaluation
+    again = engine.evaluation(run, random_layout, device="cpu", progress=False)
+    assert (run / "metrics.json").stat().st_mtime_ns != stamp and again["micro_auc"] == report["micro_auc"]
+    assert report["inference_seconds"] > 0

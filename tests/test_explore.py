@@ -139,3 +139,21 @@ def test_error_map_figure_most_and_least_anomalous(smoke_run, tiny_synthetic, tm
         assert bool(ax.collections) == (row in with_mask and col != 1)
     plt.close(fig)
     assert (tmp_path / "err.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_error_map_frames_are_spread_over_the_video():
+    """Neighbouring frames of one event say nothing new: the picks keep `gap` frames apart and take the second
+    most anomalous frame from another ground-truth event when there is one."""
+    n = 60
+    score = np.linspace(0.0, 1.0, n) ** 2  # the top frames are neighbours at the end of the video
+    score[20] = 0.9  # a high frame of a second event
+    labels = np.zeros(n, np.uint8)
+    labels[15:25] = 1
+    labels[50:] = 1
+    maps = explore.VideoMaps("v", "m", *(np.zeros((n, 2, 2), np.float32),) * 3, None, None, score, labels)
+    most, least = maps.extremes(2, gap=5)
+    assert most == [n - 1, 20]  # the top frame, then the best of the other event (not frame n - 2)
+    assert least[0] == 0 and abs(least[1] - least[0]) >= 5 and not set(most) & set(least)
+    most, _ = explore.VideoMaps("v", "m", *(np.zeros((n, 2, 2), np.float32),) * 3, None, None, score,
+                                np.zeros(n, np.uint8)).extremes(3)
+    assert min(abs(a - b) for a in most for b in most if a != b) >= 6  # default gap: a tenth of 60 frames

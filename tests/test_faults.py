@@ -43,7 +43,7 @@ pytestmark = pytest.mark.slow
 VADLAB = [sys.executable, "-m", "vadlab.cli"]
 TRIES = int(os.environ.get("VADLAB_FAULT_TRIES", 3))  # per kind of fault (kills that land where they should)
 EPOCHS = 3
-TIMING = ("scoring_seconds", "train_seconds")  # the fields a rerun may change
+TIMING = ("scoring_seconds", "inference_seconds", "train_seconds")  # the fields a rerun may change
 RNG = random.Random(2026)
 
 

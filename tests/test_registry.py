@@ -125,3 +125,14 @@ def test_ablations_are_declared_by_the_method():
     assert get_config("mnad_pred", "smoke", ablations=["no_memory"]).use_memory is False
     with pytest.raises(ConfigError, match="mnad_pred has no ablation 'no_mem'; its ablations: no_memory"):
         get_config("mnad_pred", "smoke", ablations=["no_mem"])
+
+
+def test_the_catalogue_of_built_in_methods_matches_the_registry():
+    """`vadlab/methods.json` (what `vadlab list` and the early errors read without importing the methods) is the
+    live registry's; after changing a built-in method, `python -m vadlab.registry` rewrites it."""
+    import json
+
+    from vadlab.registry import CATALOGUE, builtin_catalogue, catalogue, list_methods
+
+    assert json.loads(CATALOGUE.read_text()) == builtin_catalogue()
+    assert set(catalogue()) == set(list_methods())  # the plugins ($VADLAB_PLUGINS) too

@@ -130,7 +130,8 @@ def test_demo_at_smoke_ends_with_the_index_and_the_comparison(tiny_synthetic, tm
     assert metrics["methods"] == [*list_methods(), "frame_difference"]
     assert all(f"micro_auc[{m}]" in metrics for m in metrics["methods"])
     figures = sorted(p.name for p in (out / "compare" / "figures").iterdir())
-    assert any(f.endswith("roc.png") for f in figures) and any(f.endswith("roc.pdf") for f in figures)
+    assert any(f.endswith("roc.png") for f in figures)
+    assert not any(f.endswith(".pdf") for f in figures)  # smoke: draft figures (100 dpi PNG, no PDF)
     assert "compare/compare.html" in (out / "index.html").read_text()
     for name in list_methods():
         assert (tmp_path / "runs" / name / "metrics.json").exists()
@@ -161,3 +162,68 @@ def test_frame_difference_on_real_ped2_mini(ped2_mini):
     report = baseline_report(ped2_mini, ped2_mini.parent / "fd")
     assert report["frames_left_out"] == 3  # frame 0 of each of the 3 test videos
     assert 0.80 <= report["micro_auc"] <= 0.90
+
+
+def test_a_report_run_is_quiet(tmp_path, capfd):
+    """No kernel-transport warning on the terminal (an IPC kernel), no progress bar left in the executed notebook
+    (`vadlab.progress`: none in a headless run), and the smoke preset gets its banner in the index."""
+    nb = _notebook(tmp_path / "quiet.ipynb", "from vadlab.progress import tqdm\nfor i in tqdm(range(3), desc='work'):"
+                                              "\n    pass\nprint('finished')")
+    root = tmp_path / "reports"
+    rec = build_report(nb, root, {}, cwd=tmp_path)
+    assert rec["status"] == "ok"
+    captured = capfd.readouterr()
+    assert "without encryption" not in captured.err + captured.out
+    outputs = [o for cell in nbformat.read(root / "quiet" / "quiet.ipynb", 4).cells for o in cell.get("outputs", [])]
+    texts = "".join(o.get("text", "") for o in outputs) + json.dumps([o.get("data", {}) for o in outputs])
+    assert "finished" in texts and "work:" not in texts and "%|" not in texts
+    from vadlab.reports import SMOKE_NOTE
+
+    assert SMOKE_NOTE.split(":")[0] not in write_index(root).read_text()
+    prov = json.loads((root / "quiet" / "provenance.json").read_text())
+    prov["parameters"]["preset"] = "smoke"
+    (root / "quiet" / "provenance.json").write_text(json.dumps(prov))
+    assert SMOKE_NOTE.split(":")[0] in write_index(root).read_text()
+
+
+def test_reports_side_by_side_each_with_its_own_kernel_environment(tmp_path):
+    """`jobs=2`: the first notebook alone, the others side by side, each kernel with its own figure folder and its
+    share of the cores; `env` (the smoke demo's draft figures) reaches every kernel: a 100 dpi PNG and no PDF."""
+    from vadlab import viz
+    from vadlab.reports import report_notebooks
+    from vadlab.threads import available_cores
+
+    body = ("import os\nsb.glue('threads', os.environ.get('VADLAB_THREADS', 'unset'))\n"
+            "viz.plot_score_curve(np.linspace(0, 1, 12), np.r_[np.zeros(6), np.ones(6)]);")  # exported only
+    notebooks = [_notebook(tmp_path / f"n{i}.ipynb", body) for i in range(3)]
+    root = tmp_path / "reports"
+    records = report_notebooks(notebooks, root, {}, jobs=2, env={viz.DRAFT_ENV: "1"})
+    assert [r["name"] for r in records] == ["n0", "n1", "n2"] and all(r["status"] == "ok" for r in records)
+    threads = [json.loads((root / f"n{i}" / "metrics.json").read_text())["threads"] for i in range(3)]
+    assert threads == ["unset", *[str(max(1, available_cores() // 2))] * 2]
+    for i in range(3):
+        figures = [p.name for p in (root / f"n{i}" / "figures").iterdir()]
+        assert len(figures) == 1 and figures[0].endswith(".png")
+
+
+def test_the_demo_estimate_counts_the_measured_step_times(tiny_synthetic, tmp_path):
+    """The line the demo prints before training: measured seconds per step times the steps on this data, less what a
+    run already has; methods without a measured step time are named, not guessed."""
+    from vadlab.data.layout import load_layout
+    from vadlab.registry import get_config
+    from vadlab.reports.demo import training_estimate
+    from vadlab.reproduce.plan import step_seconds, steps_per_epoch
+
+    layout = load_layout(tiny_synthetic)
+    names = list_methods()
+    line = training_estimate(names, "cpu", layout)
+    unmeasured = [n for n in names if step_seconds(n, "cpu") is None]
+    assert all(n in line.split("no measured step time")[-1] for n in unmeasured)
+    measured = [n for n in names if n not in unmeasured]
+    total = sum(get_config(n, "cpu").epochs * steps_per_epoch(n, get_config(n, "cpu"), layout) *
+                step_seconds(n, "cpu")[0] for n in measured)
+    assert f"training {len(measured)} of {len(names)} methods at cpu" in line
+    assert (f"{total:.0f} s" if total < 90 else f"{total / 60:.0f} min") in line
+    (tmp_path / names[0]).mkdir()
+    (tmp_path / names[0] / "history.json").write_text(json.dumps([{}] * get_config(names[0], "cpu").epochs))
+    assert f"of {len(names) - 1} methods" in training_estimate(names, "cpu", layout, runs=tmp_path)

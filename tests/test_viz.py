@@ -151,3 +151,46 @@ def test_export_every_saved_figure_png_300dpi_and_pdf(tmp_path, monkeypatch):
     assert files == ["00_curve.pdf", "00_curve.png", "01_figure.pdf", "01_figure.png"]
     assert Image.open(tmp_path / "export" / "00_curve.png").info["dpi"][0] == pytest.approx(300, abs=1)
     assert (tmp_path / "export" / "00_curve.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_any_set_of_labels_gets_distinct_colours():
+    """Two runs of one method, or user labels whose hashes land on neighbouring oranges, get colours apart; a
+    registered method keeps its own colour beside them."""
+    from itertools import combinations
+
+    from vadlab.registry import list_methods
+
+    method = list_methods()[0]
+    colours = viz.label_colours([method, f"{method} seed 1", f"{method} seed 2", "frame difference"])
+    assert colours[method] == viz.method_colour(method) and colours["frame difference"] == viz.BASELINE_COLOUR
+    assert len(set(colours.values())) == 4
+    names = [f"user label {i}" for i in range(40)]
+    for pair in combinations(names[:12], 2):  # every pair, whatever their hashes
+        a, b = viz.label_colours(pair).values()
+        assert viz._rgb_distance(a, b) > viz._ALIKE, pair
+    many = viz.label_colours(names)
+    assert len(set(many.values())) == len(names)
+
+
+def test_a_near_uniform_matching_map_gets_its_own_scale_and_says_so():
+    norm, label = viz.probability_scale(np.array([0.10, 0.11, 0.12]), 10)
+    assert (norm.vmin, norm.vmax) == (0.10, 0.12) and "near uniform" in label
+    norm, label = viz.probability_scale(np.array([0.1, 0.9]), 10)
+    assert (norm.vmin, norm.vmax) == (0.0, 1.0) and label == "matching probability"
+
+
+def test_one_epoch_history_is_labelled_bars():
+    fig = viz.plot_history([{"epoch": 1, "loss": 2.0, "rec": 1.5}])
+    assert "1 epoch" in fig.axes[0].get_title() and len(fig.axes[0].patches) == 2
+    plt.close(fig)
+
+
+def test_numbers_read_as_what_they_mean():
+    assert viz.number_text("micro AUC", 0.912345) == "0.912"
+    assert viz.number_text("training (s)", 14.960035) == "15.0"
+    assert viz.number_text("inference (frames/s)", 770.556169) == "770.6"
+    assert viz.number_text("frames left out", 32.0) == "32"
+    assert viz.number_text("frame size (HxW)", 32) == "32x32" == viz.number_text("frame size", (32, 32))
+    assert viz.number_text("frame size", [24, 40]) == "24x40"
+    assert viz.plural(1, "epoch") == "1 epoch" and viz.plural(3, "epoch") == "3 epochs"
+    assert viz.metric_label("micro_auc") == "Micro AUC" and viz.metric_label("eer") == "EER"

@@ -12,19 +12,23 @@ import sys
 import warnings
 from pathlib import Path
 
-from vadlab.errors import Interrupted, VadlabError, VadlabWarning
+from vadlab.errors import DataError, Interrupted, VadlabError, VadlabWarning, no_checkpoint
 
 
 def _cmd_list(args) -> int:
-    from vadlab.registry import get_spec, list_methods, ordered_presets
+    from vadlab.registry import catalogue  # no method is imported: `vadlab list` answers at once
 
-    names = list_methods()
-    if not names:
+    methods = catalogue()
+    if not methods:
         print("no methods registered yet")
-    for name in names:
-        spec = get_spec(name)
-        ablations = f"  ablations: {', '.join(spec.cls.ablations)}" if spec.cls.ablations else ""
-        print(f"{name:12s} presets: {', '.join(ordered_presets(spec))}{ablations}  {spec.description}")
+        return 0
+    rows = [(name, ", ".join(m["presets"]), m["description"]) for name, m in methods.items()]
+    widths = [max(len(r[i]) for r in rows + [("method", "presets", "")]) for i in range(2)]
+    print(f"{'method':{widths[0]}s}  {'presets':{widths[1]}s}  description")
+    for (name, presets, description), m in zip(rows, methods.values()):
+        print(f"{name:{widths[0]}s}  {presets:{widths[1]}s}  {description}")
+        if m["ablations"]:
+            print(f"{'':{widths[0]}s}  ablations: {', '.join(m['ablations'])}")
     return 0
 
 
@@ -115,6 +119,18 @@ def _print_summary(layout) -> None:
               f"anomalous {row['anomalous_frames']:6d}  with masks {row['videos_with_masks']}")
 
 
+# --- checks that come before the imports of a command (torch, scikit-learn, OpenCV: seconds), with the messages the
+# code below them gives, so a mistyped path answers at once
+def _run_folder(run: str) -> None:
+    if not (Path(run) / "checkpoint.pt").exists():
+        raise no_checkpoint(run)
+
+
+def _data_root(root: str | None) -> None:
+    if root is not None and not Path(root).exists():
+        raise DataError(f"{root}: dataset root does not exist")
+
+
 def _out_folder(path: str) -> str:
     """`--out` must name a folder: an existing file there (or above it) exits 2 instead of a traceback."""
     for p in (Path(path), *Path(path).parents):
@@ -126,11 +142,14 @@ def _out_folder(path: str) -> str:
 
 
 def _cmd_train(args) -> int:
+    from vadlab.registry import check_name
+
+    check_name(args.method, args.preset)  # before the imports below (seconds): a typo answers at once
+    _out_folder(args.out)
+
     from vadlab import engine, guards
     from vadlab.config import parse_set_args
     from vadlab.registry import create_method
-
-    _out_folder(args.out)
 
     overrides = parse_set_args(args.set)
     if args.epochs is not None:
@@ -143,7 +162,8 @@ def _cmd_train(args) -> int:
                          progress=not args.quiet, threads=args.threads)
     if engine.world()[0] != 0:  # under torchrun, rank 0 reports and evaluates
         return 0
-    print(f"trained {args.method} ({args.preset}) for {len(history)} epochs into {args.out}")
+    print(f"trained {args.method} ({args.preset}) for {len(history)} epoch{'' if len(history) == 1 else 's'} "
+          f"into {args.out}")
     if args.evaluate:
         return _report(engine.evaluate_run(args.out, args.data, device=args.device, progress=not args.quiet,
                                            threads=args.threads))
@@ -151,56 +171,73 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
+    _run_folder(args.run)
+    _data_root(args.data)
     from vadlab import engine
     from vadlab.config import parse_set_args
 
-    return _report(engine.evaluate_run(args.run, args.data, device=args.device, progress=not args.quiet,
-                                       overrides=parse_set_args(args.set), threads=args.threads))
+    overrides = parse_set_args(args.set)
+    code = _report(engine.evaluate_run(args.run, args.data, device=args.device, progress=not args.quiet,
+                                       overrides=overrides, threads=args.threads))
+    print(f"wrote {engine.metrics_file(args.run, overrides)}")
+    return code
 
 
 def _report(report: dict) -> int:
     base = report["baseline_frame_difference"]
-    print(f"{report['method']}: micro AUC {report['micro_auc']:.4f}  macro {report['macro_auc']:.4f}  "
-          f"EER {report['eer']:.4f}  (frame-difference baseline {base['micro_auc']:.4f}, "
-          f"{base['on_method_frames']['micro_auc']:.4f} on the same frames); "
+    print(f"{report['method']}: micro AUC {report['micro_auc']:.3f}  macro {report['macro_auc']:.3f}  "
+          f"EER {report['eer']:.3f}  (frame-difference baseline {base['micro_auc']:.3f}, "
+          f"{base['on_method_frames']['micro_auc']:.3f} on the same frames); "
           f"{report['frames_left_out']} frames left out")
     return 0
 
 
 def _cmd_score(args) -> int:
-    from vadlab.score import describe, score_video
-
+    _run_folder(args.run)
+    if not Path(args.video).expanduser().exists():
+        raise DataError(f"{args.video}: no such video file or folder of frames")
     if args.out:
         _out_folder(args.out)
+    from vadlab.score import describe, score_video
+
     summary = score_video(args.run, args.video, args.out, threshold=args.threshold, stream=args.stream,
                           write_video=not args.no_video, data=args.data, device=args.device, threads=args.threads,
                           progress=not args.quiet)
     print(describe(summary))
+    print(f"wrote {summary['out']}: {', '.join(summary['outputs'])}")
     if summary["stopped"]:
         print(f"vadlab: {summary['stopped']}", file=sys.stderr)
     return 0
 
 
 def _cmd_baseline(args) -> int:
+    _data_root(args.data)
+    _out_folder(args.out)
     from vadlab.reports import baseline_report
 
-    _out_folder(args.out)
     report = baseline_report(args.data, args.out, size=args.size)
-    print(f"frame-difference baseline: micro AUC {report['micro_auc']:.4f}  macro {report['macro_auc']:.4f}  "
-          f"EER {report['eer']:.4f} -> {Path(args.out) / 'metrics.json'}")
+    print(f"frame-difference baseline: micro AUC {report['micro_auc']:.3f}  macro {report['macro_auc']:.3f}  "
+          f"EER {report['eer']:.3f} -> {Path(args.out) / 'metrics.json'}")
     return 0
 
 
 def _cmd_demo(args) -> int:
+    from vadlab.registry import catalogue, check_name
+
+    for name in args.method or catalogue():
+        check_name(name, args.preset)  # before the imports below (seconds)
+    _out_folder(args.out)
     from vadlab.reports import demo
 
-    _out_folder(args.out)
     records = demo(args.data, args.out, methods=args.method, preset=args.preset, runs=args.runs,
-                   inspect=not args.no_inspect, epochs=args.epochs, device=args.device)
+                   inspect=not args.no_inspect, epochs=args.epochs, device=args.device, jobs=args.jobs)
     return 1 if any(r["status"] != "ok" for r in records) else 0
 
 
 def _cmd_report(args) -> int:
+    for notebook in args.notebooks:
+        if not Path(notebook).is_file():
+            raise VadlabError(f"{notebook}: no such notebook")
     from vadlab import guards
     from vadlab.reports import _defaults, report_notebooks
 
@@ -222,7 +259,7 @@ def _cmd_report(args) -> int:
         raise VadlabError("--name names one report; give one notebook with it")
     _out_folder(args.out)
     records = report_notebooks(args.notebooks, args.out, params, names=[args.name] if args.name else None,
-                               progress=True)
+                               progress=True, jobs=args.jobs)
     failed = [r for r in records if r["status"] != "ok"]
     print(f"index: {Path(args.out) / 'index.html'}")
     for r in failed:
@@ -231,6 +268,12 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_curves(args) -> int:
+    for item in args.runs:
+        label, sep, folder = item.partition("=")
+        folder = Path(folder if sep else label)
+        if not (folder / "run.json").exists() or not (folder / "scores.npz").exists():
+            raise VadlabError(f"{folder}: not an evaluated run (needs run.json and scores.npz; run `vadlab evaluate`)")
+    _data_root(args.data)
     from vadlab.reports import score_curves
 
     aucs = score_curves(args.runs, args.out, data=args.data)
@@ -243,11 +286,18 @@ def _cmd_curves(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    from vadlab.reports import compare_runs
-
+    for group in args.groups:
+        label, sep, dirs = group.partition("=")
+        for folder in (dirs.split(",") if sep else [label]):
+            if not Path(folder).is_dir():
+                raise VadlabError(f"{folder}: no such run folder")
     if args.out:
         _out_folder(args.out)
+    from vadlab.reports import compare_runs
+
     compare_runs(args.groups, args.out, metric=args.metric)
+    if args.out:
+        print(f"wrote {Path(args.out) / 'comparison.png'}, comparison.md and metrics.json")
     return 0
 
 
@@ -282,6 +332,12 @@ def _cmd_reproduce(args) -> int:
     return 0
 
 
+# the synthetic generator's presets (vadlab.data.synthetic.config.PRESETS, which imports OpenCV: named here so that
+# `--help` answers at once; tests/test_cli.py checks they match)
+SYNTH_PRESETS = ("default", "tiny")
+DEVICE_HELP = "auto (default: CUDA when there is one, else CPU) | cpu | cuda | cuda:N"
+
+
 def _add_list(sub) -> None:
     """`vadlab list`."""
     sub.add_parser("list", help="registered methods and their presets").set_defaults(func=_cmd_list)
@@ -290,10 +346,12 @@ def _add_list(sub) -> None:
 def _add_data_synth(data) -> None:
     """`vadlab data synth`."""
     p = data.add_parser("synth", help="write the synthetic walkway dataset")
-    p.add_argument("root")
-    p.add_argument("--preset", default="default")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("root", help="the folder the dataset is written to (common layout)")
+    p.add_argument("--preset", default="default", choices=SYNTH_PRESETS,
+                   help="default (the demo's data: 160x120, 8 training videos of 120-150 frames) | tiny (80x60, 2 "
+                        "videos of 24 frames, for tests); default: default")
+    p.add_argument("--seed", type=int, default=0, help="the generator's seed (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace a dataset already at ROOT")
     p.set_defaults(func=_cmd_synth)
 
 
@@ -301,9 +359,9 @@ def _add_data_import(data) -> None:
     """`vadlab data import`."""
     p = data.add_parser("import", help="convert an official download to the common layout")
     p.add_argument("kind", help="ucsd | avenue | shanghaitech | preprocessed | auto")
-    p.add_argument("src")
-    p.add_argument("dst")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("src", help="the unpacked official download (or a preprocessed frames folder)")
+    p.add_argument("dst", help="the folder the common layout is written to")
+    p.add_argument("--overwrite", action="store_true", help="replace a dataset already at DST")
     p.set_defaults(func=_cmd_import)
 
 
@@ -319,7 +377,7 @@ def _add_data_download(data) -> None:
     p.add_argument("--no-verify", action="store_true", help="skip the checksum (the computed one is printed)")
     p.add_argument("--retries", type=int, default=3, help="resumes after a dropped connection (default 3)")
     p.add_argument("--delete-archive", action="store_true", help="remove the downloaded archives after the import")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_download)
 
 
@@ -328,46 +386,49 @@ def _add_data_split(data) -> None:
     split = data.add_parser("split", help="derive a few-anomaly dataset (DREAM Sec. IV-C, IV-E) in the common layout")
     split = split.add_subparsers(dest="protocol", required=True)
     p = split.add_parser("kfold", help="fold I of K of the abnormal test data joins training (abnormal/)")
-    p.add_argument("root")
-    p.add_argument("out")
-    p.add_argument("--k", type=int, required=True)
-    p.add_argument("--fold", type=int, required=True, help="0-based")
+    p.add_argument("root", help="the source dataset (common layout)")
+    p.add_argument("out", help="the folder the derived dataset is written to")
+    p.add_argument("--k", type=int, required=True, help="the number of folds")
+    p.add_argument("--fold", type=int, required=True, help="the fold that joins training, 0-based")
     p.add_argument("--unit", default="segment", help="segment (anomalous runs, with a margin) | video (the paper's)")
-    p.add_argument("--margin", type=int, default=5, help="frames removed from test on each side of a moved segment")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--margin", type=int, default=5,
+                   help="frames removed from test on each side of a moved segment (default 5)")
+    p.add_argument("--overwrite", action="store_true", help="replace a dataset already at OUT")
     p.set_defaults(func=_cmd_split)
     p = split.add_parser("rate", help="half the anomalous test segments held for test, training gets rate R")
-    p.add_argument("root")
-    p.add_argument("out")
+    p.add_argument("root", help="the source dataset (common layout)")
+    p.add_argument("out", help="the folder the derived dataset is written to")
     p.add_argument("--rate", type=float, required=True, help="abnormal / (normal + abnormal) training frames")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--margin", type=int, default=5)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--seed", type=int, default=0, help="the seed of the segments' draw (default 0)")
+    p.add_argument("--margin", type=int, default=5,
+                   help="frames removed from test on each side of a moved segment (default 5)")
+    p.add_argument("--overwrite", action="store_true", help="replace a dataset already at OUT")
     p.set_defaults(func=_cmd_split)
     p = split.add_parser("pool", help="keep only abnormal/ videos of some anomaly types (synthetic data)")
-    p.add_argument("root")
-    p.add_argument("out")
+    p.add_argument("root", help="the source dataset (common layout, with abnormal/)")
+    p.add_argument("out", help="the folder the derived dataset is written to")
     p.add_argument("--types", required=True, help="comma-separated anomaly types")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace a dataset already at OUT")
     p.set_defaults(func=_cmd_split)
 
 
 def _add_data_check(data) -> None:
     """`vadlab data check`."""
     p = data.add_parser("check", help="validate a dataset root; exit 2 on any problem")
-    p.add_argument("root")
+    p.add_argument("root", help="the dataset's folder (common layout)")
     p.set_defaults(func=_cmd_check)
 
 
 def _add_data_flow(data) -> None:
     """`vadlab data flow`."""
     p = data.add_parser("flow", help="compute and cache the optical flow of a dataset (MAAM-Net's motion target)")
-    p.add_argument("root")
-    p.add_argument("--method", default="dis", choices=["dis", "farneback", "files"])
+    p.add_argument("root", help="the dataset's folder (common layout); the flow is cached beside its frames")
+    p.add_argument("--method", default="dis", choices=["dis", "farneback", "files"],
+                   help="OpenCV's DIS (default) or Farneback flow, or precomputed .flo files (--flow-root)")
     p.add_argument("--size", help="also cache it resized to the model's HxW (vectors scaled), e.g. 64x96")
     p.add_argument("--splits", default="training,testing", help="comma-separated splits (default training,testing)")
     p.add_argument("--flow-root", help="with --method files: FLOW_ROOT/<split>/<video>/*.flo")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_flow)
 
 
@@ -386,36 +447,37 @@ def _add_data(sub) -> None:
 def _add_train(sub) -> None:
     """`vadlab train`."""
     p = sub.add_parser("train", help="train a method")
-    p.add_argument("method")
-    p.add_argument("--data", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--preset", default="cpu")
-    p.add_argument("--epochs", type=int)
+    p.add_argument("method", help="a registered method (`vadlab list` shows them)")
+    p.add_argument("--data", required=True, help="the dataset's folder (common layout)")
+    p.add_argument("--out", required=True, help="the run folder: checkpoints, history.json, run.json")
+    p.add_argument("--preset", default="cpu", help="smoke (seconds, checks the path) | cpu (default, minutes) | paper "
+                                                   "(the paper's settings; some methods have more: `vadlab list`)")
+    p.add_argument("--epochs", type=int, help="override the preset's epochs")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
     p.add_argument("--ablation", action="append", metavar="NAME",
                    help="a named ablation the method declares (`vadlab list` shows them; repeatable)")
     p.add_argument("--no-memory", action="store_true", help="shorthand for --ablation no_memory")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0, help="the training seed (default 0)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     p.add_argument("--evaluate", action="store_true", help="evaluate on the test split after training")
     p.add_argument("--threads", type=int, help="CPU threads (default: the cores this process may use; "
                                                "$VADLAB_THREADS or $OMP_NUM_THREADS also set it)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train)
 
 
 def _add_evaluate(sub) -> None:
     """`vadlab evaluate`."""
     p = sub.add_parser("evaluate", help="score the test split with a trained run; writes metrics.json")
-    p.add_argument("run")
-    p.add_argument("--data")
+    p.add_argument("run", help="a trained run folder")
+    p.add_argument("--data", help="the dataset to score (default: the one run.json names)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="test-time override (gamma, test_update, score_lambda); writes metrics[KEY=VALUE].json")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--threads", type=int, help="CPU threads (default: the cores this process may use; "
                                                "$VADLAB_THREADS or $OMP_NUM_THREADS also set it)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -423,7 +485,7 @@ def _add_score(sub) -> None:
     """`vadlab score`."""
     p = sub.add_parser("score", help="score a video file or a folder of frames with a trained run: per-frame CSV, "
                                      "score curve, overlay MP4, scores calibrated on the run's training frames")
-    p.add_argument("run")
+    p.add_argument("run", help="a trained run folder")
     p.add_argument("video", help="a video file OpenCV reads (mp4, avi, ...) or a folder of frames")
     p.add_argument("--out", help="output folder (default: RUN/score/<video name>)")
     p.add_argument("--threshold", type=float, default=0.99,
@@ -434,19 +496,19 @@ def _add_score(sub) -> None:
     p.add_argument("--no-video", action="store_true", help="skip the overlay MP4")
     p.add_argument("--data", help="the run's training data, to calibrate a run made before calibration was stored "
                                   "(default: the data run.json names)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--threads", type=int, help="CPU threads (default: the cores this process may use; "
                                                "$VADLAB_THREADS or $OMP_NUM_THREADS also set it)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_score)
 
 
 def _add_baseline(sub) -> None:
     """`vadlab baseline`."""
     p = sub.add_parser("baseline", help="frame-difference baseline metrics of a dataset")
-    p.add_argument("--data", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--data", required=True, help="the dataset's folder (common layout)")
+    p.add_argument("--out", required=True, help="the folder metrics.json is written to")
+    p.add_argument("--size", type=int, default=64, help="frames are resized to SIZE pixels high first (default 64)")
     p.set_defaults(func=_cmd_baseline)
 
 
@@ -455,11 +517,13 @@ def _add_report(sub) -> None:
     p = sub.add_parser("report", help="run notebooks headlessly into OUT/<name>/ (executed notebook, HTML, every "
                                       "figure as PNG 300 dpi and PDF, metrics.json, provenance.json) and write "
                                       "OUT/index.html; exit 1 when a notebook fails (the others still run)")
-    p.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
+    p.add_argument("notebooks", nargs="+", metavar="NOTEBOOK", help="notebooks to run (e.g. notebooks/*.ipynb)")
     p.add_argument("--out", default="reports", help="the reports folder (default: reports)")
     p.add_argument("--name", help="the report's folder name (one notebook; default: the notebook's name)")
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="notebook parameter (JSON value, else a string); each notebook gets those it declares")
+    p.add_argument("--jobs", type=int, default=1, help="notebooks run side by side after the first, the cores "
+                                                       "shared among them (default 1: one after the other)")
     p.set_defaults(func=_cmd_report)
 
 
@@ -467,9 +531,12 @@ def _add_compare(sub) -> None:
     """`vadlab compare`."""
     p = sub.add_parser("compare", help="side-by-side metrics of evaluated runs: GROUP is a folder of runs or "
                                        "LABEL=DIR1,DIR2 (seeds averaged)")
-    p.add_argument("groups", nargs="+")
-    p.add_argument("--out")
-    p.add_argument("--metric", default="micro_auc")
+    p.add_argument("groups", nargs="+", metavar="GROUP",
+                   help="a folder of evaluated runs, or LABEL=DIR1,DIR2 (runs of the same name averaged)")
+    p.add_argument("--out", help="the folder comparison.png, comparison.md and metrics.json are written to "
+                                 "(default: print the table only)")
+    p.add_argument("--metric", default="micro_auc",
+                   help="a key of the runs' metrics.json: micro_auc (default), macro_auc, eer, ...")
     p.set_defaults(func=_cmd_compare)
 
 
@@ -478,8 +545,8 @@ def _add_curves(sub) -> None:
     p = sub.add_parser("curves", help="per-video score curves of evaluated runs (LABEL=RUN) beside the "
                                       "frame-difference "
                                       "baseline, with each run's AUC in each video")
-    p.add_argument("runs", nargs="+")
-    p.add_argument("--out", required=True, help="PNG file")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="an evaluated run folder, or LABEL=RUN")
+    p.add_argument("--out", required=True, help="the PNG file the figure is written to")
     p.add_argument("--data", help="dataset root (default: the first run's)")
     p.set_defaults(func=_cmd_curves)
 
@@ -500,7 +567,7 @@ def _add_reproduce(sub) -> None:
     p.add_argument("--dry-run", action="store_true", help="list the runs (new / to resume / finished / to re-score) "
                                                           "and a time estimate; run nothing")
     p.add_argument("--list", action="store_true", help="name every spec with its title")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_reproduce)
 
 
@@ -509,13 +576,16 @@ def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="the demo: synthesise, train every registered method, compare them, reports "
                                     "and OUT/index.html")
     p.add_argument("--method", action="append", help="only these methods (repeatable; default: every registered one)")
-    p.add_argument("--data", default="data/synthetic-default")
+    p.add_argument("--data", default="data/synthetic-default",
+                   help="the dataset (synthesised there when missing; default data/synthetic-default)")
     p.add_argument("--out", default="reports", help="the reports folder")
     p.add_argument("--runs", default="runs/demo", help="where the runs go (one folder per method)")
     p.add_argument("--preset", default="cpu", help="smoke (seconds, for a check), cpu (minutes per method)")
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--no-inspect", action="store_true", help="skip the per-method inspection reports")
+    p.add_argument("--jobs", type=int, help="inspection reports side by side, the cores shared among them "
+                                            "(default: one per core, at most 4)")
     p.set_defaults(func=_cmd_demo)
 
 

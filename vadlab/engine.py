@@ -45,7 +45,7 @@ from typing import Callable
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, RandomSampler
-from tqdm.auto import tqdm
+from tqdm.auto import tqdm as tqdm_auto
 
 from vadlab import distributed, guards, runs
 from vadlab import threads as cpu_threads
@@ -53,12 +53,13 @@ from vadlab.analysis.memory import memory_health
 from vadlab.config import apply_overrides, check_fits_data
 from vadlab.data.layout import as_layout
 from vadlab.distributed import world  # noqa: F401  (public: `engine.world()` is used by the CLI)
-from vadlab.errors import DataError, VadlabError
+from vadlab.errors import DataError, VadlabError, no_checkpoint
 from vadlab.eval.calibration import CALIBRATION, Calibration
 from vadlab.eval.protocol import evaluate_signals
 from vadlab.eval.scores import fuse
 from vadlab.io import atomic_path, write_json
 from vadlab.models.base import EpochContext, Method, check_batch
+from vadlab.progress import tqdm
 from vadlab.registry import get_spec
 
 CHECKPOINT = "checkpoint.pt"
@@ -247,7 +248,7 @@ def _train(method, layout, out: Path, group, interrupts: runs.Interrupts, *, see
         save(epoch + 1)
         kept = runs.describe_checkpoint(ckpt_file, epoch + 1)
         if progress:
-            tqdm.write(f"{method.name} epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f} "
+            tqdm_auto.write(f"{method.name} epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f} "
                        f"({record['seconds']:.1f}s)")
         if on_epoch is not None and group.main:
             on_epoch(epoch + 1, history)
@@ -369,7 +370,7 @@ def load_run(run: str | os.PathLike, device: str = "auto", overrides: dict | Non
     run = Path(run)
     ckpt_file = run / CHECKPOINT
     if not ckpt_file.exists():
-        raise DataError(f"{ckpt_file}: no checkpoint (is {run} a run folder written by `vadlab train`?)")
+        raise no_checkpoint(run)
     dev = resolve_device(device)
     state = runs.read_checkpoint(ckpt_file, dev, method=method)  # safe load; a non-finite model is refused
     guards.check_record(ckpt_file, _recorded(run), {"method": state["method"]},  # the folder's own method
@@ -532,6 +533,25 @@ def evaluate_run(run: str | os.PathLike, data=None, *, device: str = "auto", pro
         return _evaluate(method, run, data, progress, overrides)
 
 
+def evaluation(run: str | os.PathLike, data=None, *, device: str = "auto", progress: bool = True) -> dict:
+    """The run's evaluation: its `metrics.json` when that scored the run's last checkpoint on this data (as the
+    demo's comparison just did), else `evaluate_run`. A report that follows the comparison does not score the test
+    split twice."""
+    run = Path(run)
+    metrics, checkpoint = metrics_file(run), run / "checkpoint.pt"
+    if metrics.exists() and (run / "scores.npz").exists() and checkpoint.exists():
+        report = json.loads(metrics.read_text())
+        trained_on = json.loads((run / "run.json").read_text())["data"] if (run / "run.json").exists() else None
+        wanted = as_layout(data if data is not None else trained_on).root
+        fresh = metrics.stat().st_mtime_ns >= checkpoint.stat().st_mtime_ns
+        history = run / "history.json"
+        epochs = len(json.loads(history.read_text())) if history.exists() else None
+        if fresh and Path(report.get("data", "")).resolve() == Path(wanted).resolve() and \
+                report.get("epochs_trained") == epochs and not report.get("overrides"):
+            return report
+    return evaluate_run(run, data, device=device, progress=progress)
+
+
 def overrides_suffix(overrides: dict | None) -> str:
     """The file-name suffix of an evaluation with test-time overrides: "[test_update=False]", "" without."""
     return "[" + ",".join(f"{k}={v}" for k, v in sorted(overrides.items())) + "]" if overrides else ""
@@ -552,11 +572,14 @@ def _evaluate(method, run: Path, data, progress: bool, overrides: dict | None) -
     # the scoring's training-frame constants come from the data the run trained on (the test data's otherwise)
     ensure_scoring_fit(method, run, trained_on if trained_on and Path(trained_on).is_dir() else layout,
                        progress=progress)
+    t1 = time.perf_counter()
     signals = infer(method, layout, progress=progress)
+    inference_seconds = time.perf_counter() - t1  # the pass over the test split: frames read, the model (frames/s)
     maps = signals.pop("_map", None)
     report = evaluate_signals(signals, method.fusion_weights(), layout, size=method.config.image_size, maps=maps)
     report.update({"method": method.name, "data": str(layout.root), "epochs_trained": method.epochs_trained,
-                   "scoring_seconds": time.perf_counter() - t0, "git_commit": git_commit()})
+                   "scoring_seconds": time.perf_counter() - t0, "inference_seconds": inference_seconds,
+                   "git_commit": git_commit()})
     report.update(method.test_statistics())
     history_file = run / "history.json"
     if history_file.exists():

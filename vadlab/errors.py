@@ -36,3 +36,11 @@ class Interrupted(VadlabError):
 
 class VadlabWarning(UserWarning):
     """Something a user should look at that does not stop the run (a stale lock taken over, a suspicious loss)."""
+
+
+def no_checkpoint(run) -> DataError:
+    """The error of a run folder without a checkpoint, one message for the engine and the CLI's early check."""
+    from pathlib import Path
+
+    return DataError(f"{Path(run) / 'checkpoint.pt'}: no checkpoint (is {run} a run folder written by "
+                     "`vadlab train`?)")

@@ -12,7 +12,9 @@ query (or, for a space without weights, the query's distance to each item). A sl
 map, the anomaly map and the matching weights of the query under the mouse, per run, in rows; below them the score
 curve of each run with the ground truth shaded and a marker at the frame; clicking the curve jumps to that frame; a
 play button steps through the video. Each video's maps are computed once and cached (a few videos are kept).
-`Explorer.step_ms` holds the time of every slider step (the callback, from the new value to the updated figure).
+`Explorer.step_ms` holds the kernel's time of every slider step (the callback, from the new value to the updated
+figure model); the status line shows it as kernel time. What a person waits is longer: the widget messages and the
+browser's redraw come on top (`tools/screenshot_explorer.py` measures a step in the browser, key press to status).
 """
 
 from __future__ import annotations
@@ -65,11 +67,35 @@ class VideoMaps:
     def scored(self) -> np.ndarray:
         return ~np.isnan(self.score)
 
-    def extremes(self, k: int = 1) -> tuple[list[int], list[int]]:
-        """The `k` most and the `k` least anomalous scored frames (by the fused score)."""
+    def extremes(self, k: int = 1, gap: int | None = None) -> tuple[list[int], list[int]]:
+        """The `k` most and the `k` least anomalous scored frames (by the fused score), spread out so that a figure
+        of them shows different moments: taken greedily by score, no two within `gap` frames of each other (default:
+        a tenth of the video, at least 5; our choice) and, while the video has other ground-truth events to take
+        them from, no two most anomalous frames from the same event. Where the video is too short for that, the
+        closest ones fill in."""
         idx = np.flatnonzero(self.scored)
         order = idx[np.argsort(self.score[idx], kind="stable")]
-        return [int(i) for i in order[::-1][:k]], [int(i) for i in order[:k]]
+        gap = max(5, len(self.score) // 10) if gap is None else gap
+        labels = np.asarray(self.labels).astype(bool)
+        events = np.cumsum(np.diff(labels.astype(int), prepend=0) == 1) * labels  # 0: normal, 1..: each event
+
+        def spread(candidates, taken=()) -> list[int]:
+            chosen: list[int] = []
+            for rule in ("event and gap", "gap", "any"):
+                for i in (int(c) for c in candidates):
+                    if len(chosen) == k:
+                        return chosen
+                    if i in chosen or i in taken:
+                        continue
+                    if rule != "any" and any(abs(i - j) < gap for j in chosen):
+                        continue
+                    if rule == "event and gap" and events[i] and any(events[i] == events[j] for j in chosen):
+                        continue
+                    chosen.append(i)
+            return chosen
+
+        most = spread(order[::-1])
+        return most, spread(order, taken=most)
 
 
 def _grey01(x: torch.Tensor) -> np.ndarray:
@@ -401,7 +427,8 @@ class Explorer:
         labels = maps[0].labels
         scores = ", ".join(f"{label} {m.score[t]:.3f}" for (label, _), m in zip(self.runs, maps))
         self.status.value = (f"<b>frame {t}</b> ({'anomalous' if labels[t] else 'normal'} in the ground truth); "
-                             f"score: {scores}; step {ms:.1f} ms<br>{getattr(self, '_video_note', '')}")
+                             f"score: {scores}; kernel time of this step {ms:.1f} ms (the browser's redraw adds to "
+                             f"it)<br>{getattr(self, '_video_note', '')}")
 
     def _show_weights(self, r: int, m: VideoMaps, t: int, step: int) -> None:
         bars = self.figure.data[self._traces[r]["weights"]]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
@@ -21,7 +22,13 @@ from vadlab.errors import ConfigError
 from vadlab.registration import _REGISTRY, PRESETS, REPORTED_DATASETS, MethodSpec, ordered_presets, register_method
 
 __all__ = ["PRESETS", "REPORTED_DATASETS", "MethodSpec", "register_method", "ordered_presets", "list_methods",
-           "get_spec", "reported", "ablation_overrides", "get_config", "create_method"]
+           "get_spec", "reported", "ablation_overrides", "get_config", "create_method", "catalogue", "check_name",
+           "write_catalogue"]
+
+# The built-in methods' names, presets, ablations and descriptions, so that `vadlab list` and the errors that come
+# before any work (an unknown method or preset) answer without importing the methods (torch, scikit-learn: seconds).
+# Written from the live registry by `python -m vadlab.registry`; tests/test_registry.py checks it matches.
+CATALOGUE = Path(__file__).with_name("methods.json")
 
 
 def _ensure_loaded() -> None:
@@ -53,6 +60,49 @@ def _load_plugin(entry: str) -> None:
     except BaseException:
         del sys.modules[module_name]
         raise
+
+
+def _entry(spec: MethodSpec) -> dict:
+    return {"presets": ordered_presets(spec), "ablations": list(spec.cls.ablations), "description": spec.description}
+
+
+def _plugins() -> list[str]:
+    return [e for e in (e.strip() for e in os.environ.get("VADLAB_PLUGINS", "").split(",")) if e]
+
+
+def catalogue() -> dict[str, dict]:
+    """{name: {"presets", "ablations", "description"}} of every method, by name: the built-in ones from
+    `methods.json` (no method is imported), the plugins of `$VADLAB_PLUGINS` by importing them."""
+    entries = json.loads(CATALOGUE.read_text())
+    for entry in _plugins():
+        _load_plugin(entry)
+    entries.update((name, _entry(spec)) for name, spec in _REGISTRY.items())
+    return dict(sorted(entries.items()))
+
+
+def builtin_catalogue() -> dict[str, dict]:
+    """What `methods.json` should hold: the built-in methods (`vadlab.models`) as the live registry has them."""
+    import vadlab.models  # noqa: F401
+
+    return {name: _entry(spec) for name, spec in sorted(_REGISTRY.items())
+            if spec.cls.__module__.startswith("vadlab.models.")}
+
+
+def write_catalogue() -> Path:
+    """Rewrite `methods.json` from the live registry (after adding or changing a built-in method)."""
+    CATALOGUE.write_text(json.dumps(builtin_catalogue(), indent=1) + "\n")
+    return CATALOGUE
+
+
+def check_name(name: str, preset: str | None = None) -> None:
+    """Fail now, with `get_spec`'s and `get_config`'s messages, on an unknown method or preset, without importing
+    the methods (`catalogue`)."""
+    known = catalogue()
+    if name not in known:
+        raise ConfigError(f"unknown method {name!r}; valid methods: {', '.join(known) or '(none)'}")
+    if preset is not None and preset not in known[name]["presets"]:
+        raise ConfigError(f"unknown preset {preset!r} for {name}; valid presets: "
+                          f"{', '.join(known[name]['presets'])}")
 
 
 def list_methods() -> list[str]:
@@ -100,3 +150,7 @@ def create_method(name: str, preset: str = "cpu", *, ablations: Sequence[str] = 
     """Build a registered method at a preset, e.g. `create_method("mnad_pred", "smoke", epochs=1)` or
     `create_method("mnad_pred", "cpu", ablations=["no_memory"])`."""
     return get_spec(name).cls(get_config(name, preset, ablations=ablations, **overrides))
+
+
+if __name__ == "__main__":
+    print(f"wrote {write_catalogue()}")

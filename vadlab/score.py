@@ -36,7 +36,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from vadlab import engine, guards, runs
 from vadlab import threads as cpu_threads
@@ -46,6 +45,7 @@ from vadlab.errors import ConfigError, DataError, VadlabError, VadlabWarning
 from vadlab.eval.calibration import CALIBRATION, Calibration
 from vadlab.eval.scores import fuse
 from vadlab.io import atomic_path, write_json
+from vadlab.progress import tqdm
 
 DISPLAY_HEIGHT = 240  # pixels: the overlay video's frame height (the width keeps the aspect ratio)
 PANEL_WIDTH = 320  # pixels: the score panel beside each frame
@@ -403,7 +403,7 @@ def score_video(run: str | Path, video: str | Path, out: str | Path | None = Non
     viz.plt.close(figure)
     scored = int(np.isfinite(calibrated).sum())
     summary = {
-        "run": str(run), "method": method.name, "video": str(source.path), "source": source.kind,
+        "run": str(run), "out": str(out), "method": method.name, "video": str(source.path), "source": source.kind,
         "stream": stream, "frames": outputs.frames, "frames_scored": scored, "flagged": outputs.flags,
         "threshold": threshold, "level": outputs.level, "seconds": seconds,
         "fps": outputs.frames / seconds if seconds > 0 else None, "overlay_video": write_video,

@@ -29,6 +29,10 @@ MANY_CMAP = "viridis"  # beyond 10 items: perceptually uniform, readable in grey
 BASELINE_NAMES = ("frame_difference", "frame difference", "frame_diff")
 EXPORT_ENV = "VADLAB_FIGURE_EXPORT"
 EXPORT_DPI = 300
+# `$VADLAB_FIGURE_DRAFT=1` (the demo's smoke preset sets it): export a 100 dpi PNG and no PDF, since a smoke report
+# only checks the path and 300 dpi PNG plus PDF of every figure is a good part of its time; other presets unchanged
+DRAFT_ENV = "VADLAB_FIGURE_DRAFT"
+DRAFT_DPI = 100
 
 STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "xtick.labelsize": 8, "ytick.labelsize": 8,
          "legend.fontsize": 8, "figure.titlesize": 10, "axes.prop_cycle": cycler(color=list(METHOD_COLOURS)),
@@ -88,6 +92,40 @@ def method_colour(name: str) -> str:
     return METHOD_COLOURS[zlib.crc32(key.encode()) % len(METHOD_COLOURS)]
 
 
+def _rgb_distance(a: str, b: str) -> float:
+    from matplotlib.colors import to_rgb
+
+    return float(np.linalg.norm(np.subtract(to_rgb(a), to_rgb(b))))
+
+
+def label_colours(labels) -> dict[str, str]:
+    """Distinct colours for any set of labels in one figure. A registered method's name and the baseline keep their
+    one colour (`method_colour`); any other label (a run label, a user's) takes its `method_colour` unless a label
+    of the figure already has a colour alike (within `_ALIKE` in RGB: two runs of one method, or two user labels
+    that hash to neighbouring oranges), and then the free colour farthest from every colour in use (greedy; past
+    the palette, samples of a colour map)."""
+    labels = list(dict.fromkeys(str(x) for x in labels))
+    own = set(method_colours()) | set(BASELINE_NAMES)
+    out = {label: method_colour(label) for label in labels if label in own or label.lower() in BASELINE_NAMES}
+    for label in labels:
+        if label in out:
+            continue
+        wanted = method_colour(label)
+        if wanted == BASELINE_COLOUR or all(_rgb_distance(wanted, c) > _ALIKE for c in out.values()):
+            out[label] = wanted
+            continue
+        free = [c for c in METHOD_COLOURS if c not in out.values()]
+        if not free:
+            free = [c for c in palette(len(labels) + len(COLOURBLIND10)) if c not in out.values()]
+        used = list(out.values()) + [BASELINE_COLOUR]
+        out[label] = max(free, key=lambda c: min(_rgb_distance(c, u) for u in used))
+    return {label: out[label] for label in labels}
+
+
+_ALIKE = 0.25  # RGB distance under which two line colours read as one (#DE8F05 and #D55E00: 0.20; green #029E73
+# and blue #0173B2, 0.30, read apart); our choice
+
+
 def _export_name(fig, path) -> str:
     stem = Path(path).stem if path is not None else ""
     if not stem:
@@ -97,9 +135,37 @@ def _export_name(fig, path) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in stem)[:60].strip("_") or "figure"
 
 
+def metric_label(key: str) -> str:
+    """The axis label of a metrics key: "micro_auc" -> "Micro AUC", "eer" -> "EER" (acronyms in capitals)."""
+    words = [w.upper() if w.lower() in ("auc", "eer", "fps", "psnr", "roc") else w for w in str(key).split("_")]
+    return _sentence_case(" ".join(words))
+
+
+def _sentence_case(text: str) -> str:
+    """An axis label with a capital first letter ("epoch" -> "Epoch"); a label whose first word is a name or holds a
+    capital already ("t-SNE 1", "mnad_pred", "AUC") is left as it is."""
+    first = text.split(" ", 1)[0] if text else ""
+    if not first or not first[0].isalpha() or any(c.isupper() or c in "_-" for c in first):
+        return text
+    return text[0].upper() + text[1:]
+
+
+def _capitalise_labels(fig) -> None:
+    """One rule for every axis and colour-bar label of a figure: sentence case (`_sentence_case`)."""
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            label = axis.get_label()
+            label.set_text(_sentence_case(label.get_text()))
+    for label in (getattr(fig, "_supxlabel", None), getattr(fig, "_supylabel", None)):
+        if label is not None:
+            label.set_text(_sentence_case(label.get_text()))
+
+
 def save(fig, path: str | os.PathLike | None, dpi: int = 150):
     """Save `fig` to `path` (temp file, then os.replace); returns the figure. With `$VADLAB_FIGURE_EXPORT` set (as
-    `vadlab report` does), also write it there as `NN_name.png` (300 dpi) and `NN_name.pdf`."""
+    `vadlab report` does), also write it there as `NN_name.png` (300 dpi) and `NN_name.pdf`. Every axis label is
+    put in sentence case first (`_capitalise_labels`)."""
+    _capitalise_labels(fig)
     if path is not None:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
@@ -109,13 +175,16 @@ def save(fig, path: str | os.PathLike | None, dpi: int = 150):
         folder.mkdir(parents=True, exist_ok=True)
         n = len(list(folder.glob("*.png")))
         name = f"{n:02d}_{_export_name(fig, path)}"
-        for suffix, kw in ((".png", {"dpi": EXPORT_DPI}), (".pdf", {})):
+        draft = os.environ.get(DRAFT_ENV) == "1"
+        for suffix, kw in ((".png", {"dpi": DRAFT_DPI if draft else EXPORT_DPI}),) + (() if draft else
+                                                                                    ((".pdf", {}),)):
             with atomic_path(folder / f"{name}{suffix}") as tmp:
                 fig.savefig(tmp, bbox_inches="tight", **kw)
     return fig
 
 
-GT_COLOUR = "#F4A582"  # ground-truth anomalous frames: a light shade under every method's line
+GT_COLOUR = "#D9D9D9"  # ground-truth anomalous frames: a light grey shade under every method's line (no hue of a
+# method's line: a salmon shade hid the orange lines)
 
 
 def _shade(ax, labels: np.ndarray, color: str = GT_COLOUR, alpha: float = 0.45, label: str = "ground truth anomaly"):
@@ -155,6 +224,17 @@ def plot_history(history: list[dict], keys: tuple[str, ...] | None = None, path=
         keys = tuple(dict.fromkeys(k for h in history for k, v in h.items()
                                    if k not in ("epoch", "lr", "seconds") and isinstance(v, (int, float))))
     epochs = [h["epoch"] for h in history]
+    if len(history) == 1:  # one epoch has no curve: its loss terms as bars, labelled
+        values = [history[0].get(k, np.nan) for k in keys]
+        bars = ax.barh(list(keys)[::-1], values[::-1], color=METHOD_COLOURS[0])
+        ax.bar_label(bars, labels=[f"{v:.3g}" for v in values[::-1]], fontsize=7, padding=2)
+        ax.set_xlabel(f"loss after the only epoch (epoch {epochs[0]})")
+        if values and np.nanmin(values) > 0 and np.nanmax(values) / np.nanmin(values) > 50:
+            ax.set_xscale("log")
+        ax.set_title("1 epoch: no curve yet, the loss terms it ended with", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+        fig.tight_layout()
+        return save(fig, path)
     for key in keys:
         ax.plot(epochs, [h.get(key, np.nan) for h in history], marker="o", ms=3, label=key)
     values = np.array([[h.get(k, np.nan) for k in keys] for h in history], dtype=float)
@@ -223,7 +303,7 @@ def plot_fold_curve(timeline: dict, labels: np.ndarray, *, title: str = "", path
     return _finish_score_axes(fig, ax, n, "frame of the source video", "score", title, path)
 
 
-def plot_comparison(rows: dict[str, dict[str, float]], *, metric_label: str = "micro AUC", path=None,
+def plot_comparison(rows: dict[str, dict[str, float]], *, metric_label: str = "Micro AUC", path=None,
                     errors: dict[str, dict[str, float]] | None = None):
     """Grouped bars: rows {group (dataset): {method: value}}, optional error bars {group: {method: spread}}."""
     groups = list(rows)
@@ -231,13 +311,14 @@ def plot_comparison(rows: dict[str, dict[str, float]], *, metric_label: str = "m
     methods = [m for m in methods if m != "frame_difference"] + [m for m in methods if m == "frame_difference"]
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(groups) * max(len(methods), 1) / 3, 3.4))
     width = 0.8 / max(len(methods), 1)
+    colours = label_colours(methods)
     values = [v for g in groups for v in rows[g].values() if np.isfinite(v)]
     bottom = 0.0 if values and min(values) < 0.42 else 0.4  # a value below 0.4 (far worse than chance): from 0
     for j, m in enumerate(methods):
         xs = np.arange(len(groups)) + (j - (len(methods) - 1) / 2) * width
         vals = [rows[g].get(m, np.nan) for g in groups]
         errs = [(errors or {}).get(g, {}).get(m, 0.0) for g in groups]
-        style = {"color": method_colour(m)}  # the baseline in grey, hatched
+        style = {"color": colours[m]}  # the baseline in grey, hatched
         if m == "frame_difference":
             style["hatch"] = "//"
         ax.bar(xs, vals, width, label=m, yerr=errs if errors else None, capsize=2, **style)
@@ -298,9 +379,10 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], *, title: 
     """ROC curves of several methods on one plot: {name: (false positive rate, true positive rate, AUC)}, one colour
     per method (`method_colour`), the frame-difference baseline grey and dashed, chance as a dotted diagonal."""
     fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    colours = label_colours(curves)
     for name, (fpr, tpr, auc) in curves.items():
-        base = method_colour(name) == BASELINE_COLOUR
-        ax.plot(fpr, tpr, color=method_colour(name), lw=1.0 if base else 1.6, ls="--" if base else "-",
+        base = colours[name] == BASELINE_COLOUR
+        ax.plot(fpr, tpr, color=colours[name], lw=1.0 if base else 1.6, ls="--" if base else "-",
                 label=f"{name} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls=":", label="chance")
     ax.set_xlim(0, 1)
@@ -323,7 +405,8 @@ def plot_matching_heatmap(weights: np.ndarray, *, anomalous: np.ndarray | None =
     weights = np.asarray(weights, float)
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(min(2.0 + 0.35 * weights.shape[1], 9.0),
                                                                             1.2 + 0.18 * len(weights)))
-    im = ax.imshow(weights, cmap=MANY_CMAP, vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+    norm, label = probability_scale(weights, weights.shape[1])
+    im = ax.imshow(weights, cmap=MANY_CMAP, norm=norm, aspect="auto", interpolation="nearest")
     ax.set_xlabel("memory item (index)")
     ax.set_ylabel("sampled query")
     if weights.shape[1] <= 20:
@@ -334,7 +417,7 @@ def plot_matching_heatmap(weights: np.ndarray, *, anomalous: np.ndarray | None =
                    clip_on=False, label="query of an anomalous frame")
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
     cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    cbar.set_label("matching probability", fontsize=8)
+    cbar.set_label(label, fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
@@ -364,8 +447,53 @@ class LiveLoss:
         plt.close(fig)
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """"1 epoch", "3 epochs" (`many`: the plural where it is not `word` + "s")."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def frame_size_text(size) -> str:
+    """One format for a frame size, given as one side (square) or as (H, W): "32x32", "24x40" (H x W)."""
+    if isinstance(size, (int, float)):
+        return f"{int(size)}x{int(size)}"
+    height, width = size
+    return f"{int(height)}x{int(width)}"
+
+
+def number_text(name: str, value) -> str:
+    """A number as what it means: AUCs, EERs and other rates to 3 digits, seconds to 1, frame and parameter counts
+    whole (thousands separated), a frame size as HxW; None or NaN as an empty cell."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return ""
+    if isinstance(value, str):
+        return value
+    key = name.lower()
+    if "size" in key:
+        return frame_size_text(value)
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)) or any(w in key for w in ("frames left", "parameters", "epochs")):
+        return f"{int(round(float(value))):,}"
+    if "(s)" in key or "seconds" in key or "frames/s" in key:
+        return f"{float(value):,.1f}"
+    return f"{float(value):.3f}"
+
+
+def text_table(rows: dict, index_name: str | None = None):
+    """{row: {column: value}} as a DataFrame of text cells (`number_text`), for reading; the numbers themselves stay
+    in metrics.json."""
+    import pandas as pd
+
+    frame = pd.DataFrame({r: {c: number_text(c, v) for c, v in cols.items()} for r, cols in rows.items()}).T
+    frame = frame.fillna("")
+    if index_name:
+        frame.index.name = index_name
+    return frame
+
+
 def metrics_table(report: dict):
-    """A small table of the headline metrics of an evaluation report (a pandas DataFrame when pandas is there)."""
+    """A small table of the headline metrics of an evaluation report (a pandas DataFrame of text cells: AUCs to 3
+    digits, frames whole; `number_text`), the method beside the frame-difference baseline."""
     base = report.get("baseline_frame_difference", {})
     rows = [
         ("micro AUC (per-video min-max)", report.get("micro_auc"), base.get("micro_auc")),
@@ -382,7 +510,31 @@ def metrics_table(report: dict):
     except ImportError:
         return rows
     columns = ["metric", report.get("method", "method"), "frame difference"]
+    rows = [(name, number_text(name, a), number_text(name, b)) for name, a, b in rows]
     return pd.DataFrame(rows, columns=columns).set_index("metric")
+
+
+def video_auc_table(aucs: dict[str, dict[str, float]]):
+    """{run: {video: AUC}} (`reports.score_curves`) as a table, one row per test video, one column per run, AUCs to
+    3 digits."""
+    videos = list(dict.fromkeys(v for per_video in aucs.values() for v in per_video))
+    return text_table({v: {run: per_video.get(v) for run, per_video in aucs.items()} for v in videos},
+                      index_name="test video (AUC within it)")
+
+
+def probability_scale(values, n_items: int) -> tuple[Normalize, str]:
+    """The colour scale of a matching-probability map and its colour-bar label: 0 to 1 when the matching is peaked
+    enough to read on it; when the largest probability is under twice the uniform 1/M (near uniform, as after a
+    short training), the data's own range, with the label saying so, so that a near-uniform map is not one flat
+    colour (our choice of threshold)."""
+    values = np.asarray(values, float)
+    finite = values[np.isfinite(values)]
+    uniform = 1.0 / max(int(n_items), 1)
+    if not finite.size or finite.max() >= 2 * uniform or n_items <= 1:
+        return Normalize(0.0, 1.0), "matching probability"
+    lo, hi = float(finite.min()), float(finite.max())
+    hi = hi if hi > lo else lo + 1e-6
+    return Normalize(lo, hi), f"near uniform (1/M = {uniform:.3g}):\nscale {lo:.3g} to {hi:.3g}"
 
 
 def plot_memory_maps(batch: dict, inspected: dict, *, title: str = "", path=None,
@@ -400,9 +552,10 @@ def plot_memory_maps(batch: dict, inspected: dict, *, title: str = "", path=None
         side = int(round(weights.shape[0] ** 0.5))
         h, w = grid or (side, side)
         cmap, norm, ticks = item_colours(weights.shape[1])
+        prob = weights.max(-1).values.reshape(h, w).numpy()
+        pnorm, plabel = probability_scale(prob, weights.shape[1])
         panels += [(weights.argmax(-1).reshape(h, w).numpy(), "nearest item (Eq. 11)", cmap, norm),  # (h, w)
-                   (weights.max(-1).values.reshape(h, w).numpy(), "its matching prob. (Eq. 1)", "viridis",
-                    Normalize(0, 1))]
+                   (prob, "its matching prob. (Eq. 1)", "viridis", pnorm, plabel)]
     return _map_panels(panels, ticks, "item", title=title, path=path, panel_width=2.6)
 
 
@@ -410,7 +563,7 @@ def _map_panels(panels: list, item_ticks, item_label: str, *, title: str, path, 
     """A row of image panels (image, name, colour map, norm): greyscale frames without a colour bar, the nearest
     item with the item colour bar (`item_colours`), any other map with a plain colour bar."""
     fig, axes = plt.subplots(1, len(panels), figsize=(panel_width * len(panels), 2.9), squeeze=False)
-    for ax, (img, name, cmap, norm) in zip(axes[0], panels):
+    for ax, (img, name, cmap, norm, *label) in zip(axes[0], panels):
         im = ax.imshow(img, cmap=cmap, norm=norm, interpolation="nearest")
         ax.set_title(name, fontsize=9)
         ax.set_xticks([])
@@ -418,7 +571,10 @@ def _map_panels(panels: list, item_ticks, item_label: str, *, title: str, path, 
         if name.startswith("nearest"):
             _item_colourbar(fig, im, ax, item_ticks, item_label)
         elif name not in ("frame", "output"):
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+            cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+            if label:
+                cbar.set_label(label[0], fontsize=7)
+                cbar.ax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -438,7 +594,8 @@ def plot_space_maps(batch: dict, space, *, title: str = "", path=None):
     panels = [(target, "frame", "gray", Normalize(0, 1)), (nearest.reshape(h, w), "nearest item", cmap, norm)]
     if space.weights is not None:
         prob = space.weights[0].detach().float().max(-1).values.cpu().numpy()  # (K,)
-        panels.append((prob.reshape(h, w), "its matching prob.", "viridis", Normalize(0, 1)))
+        pnorm, plabel = probability_scale(prob, space.items.shape[0])
+        panels.append((prob.reshape(h, w), "its matching prob.", "viridis", pnorm, plabel))
     return _map_panels(panels, ticks, f"item (of {space.items.shape[0]})", title=title, path=path, panel_width=2.8)
 
 
@@ -447,6 +604,7 @@ def plot_video_scores(curves: dict[str, dict[str, np.ndarray]], labels: dict[str
     """One panel per test video: each run's score {run: {video: (N,)}} (normalised per video, NaN = gap) over the
     shaded ground truth; `aucs` {run: {video: AUC}} goes into the legend. A run named "frame difference" is grey."""
     videos = list(labels)
+    colours = label_colours(curves)
     fig, axes = plt.subplots(len(videos), 1, figsize=(8, 1.9 * len(videos) + 0.4), squeeze=False, sharex=False)
     for ax, video in zip(axes[:, 0], videos):
         _shade(ax, labels[video])
@@ -454,7 +612,7 @@ def plot_video_scores(curves: dict[str, dict[str, np.ndarray]], labels: dict[str
             s = np.asarray(per_video[video], dtype=float)
             auc = (aucs or {}).get(run, {}).get(video)
             name = f"{run} ({auc:.3f})" if auc is not None and np.isfinite(auc) else run
-            style = {"color": method_colour(run), "lw": 0.8 if run == "frame difference" else 1.2,
+            style = {"color": colours[run], "lw": 0.8 if run == "frame difference" else 1.2,
                      "ls": "--" if run == "frame difference" else "-"}
             ax.plot(np.arange(len(s)), s, label=name, **style)
         ax.set_xlim(-0.5, len(labels[video]) - 0.5)

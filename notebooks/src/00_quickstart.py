@@ -27,9 +27,10 @@ out_dir = "runs/quickstart"
 # %%
 import scrapbook as sb
 
-from vadlab import data, engine, explore, viz
+from vadlab import data, engine, explore, reports, viz
 from vadlab.registry import create_method
 
+reports.smoke_banner(preset)
 layout = data.prepare(data_root, synth_preset, seed=seed)
 layout.summary()
 

@@ -36,6 +36,7 @@ from vadlab import analysis, data, engine, explore, reports, viz
 from vadlab.analysis.mnad import memory_comparison, memory_diagnostics, plot_memory_comparison
 from vadlab.registry import create_method
 
+reports.smoke_banner(preset)
 layout = data.prepare(data_root, synth_preset, seed=seed)
 layout.summary()
 

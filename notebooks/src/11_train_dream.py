@@ -36,6 +36,7 @@ from vadlab.analysis import dream
 from vadlab.data import splits
 from vadlab.registry import create_method
 
+reports.smoke_banner(preset)
 source = data.prepare(data_root, "default", seed=seed)
 layout = splits.kfold_split(source.root, f"{out_dir}/data-k{folds}-f{fold}", k=folds, fold=fold, margin=margin,
                             overwrite=True)

@@ -29,10 +29,11 @@ out_dir = "runs/maam"
 # %%
 import scrapbook as sb
 
-from vadlab import data, engine, viz
+from vadlab import data, engine, reports, viz
 from vadlab.analysis import maam
 from vadlab.registry import create_method
 
+reports.smoke_banner(preset)
 layout = data.prepare(data_root, synth_preset, seed=seed)
 layout.summary()
 

@@ -31,10 +31,11 @@ out_dir = "runs/std"
 import numpy as np
 import scrapbook as sb
 
-from vadlab import analysis, data, engine, viz
+from vadlab import analysis, data, engine, reports, viz
 from vadlab.analysis.std import attention_spread, loss_term_balance, stage_seconds
 from vadlab.registry import create_method
 
+reports.smoke_banner(preset)
 layout = data.prepare(data_root, synth_preset, seed=seed)
 layout.summary()
 

@@ -22,6 +22,7 @@ out_dir = None          # where figures go; None: RUN/inspect
 tsne_points = 2000      # queries drawn per memory space for the t-SNE
 seed = 0
 device = "auto"
+preset = None           # the preset the run was trained at (the demo passes it): "smoke" shows a banner
 
 # %%
 import numpy as np
@@ -33,14 +34,15 @@ info = engine.run_info(run_dir)
 layout = data.prepare(data_root or info["data"])
 figures = f"{run_dir}/inspect" if out_dir is None else out_dir
 trained = engine.load_run(run_dir, device)
-print(f"{trained.name}, trained {trained.epochs_trained} epochs on {layout.root}")
+reports.smoke_banner(preset)
+print(f"{trained.name}, trained {viz.plural(trained.epochs_trained, 'epoch')} on {layout.root}")
 
 # %% [markdown]
 # ## Training loss and the evaluation beside the frame-difference baseline
 
 # %%
 viz.plot_history(info["history"], path=f"{figures}/loss.png")
-report = engine.evaluate_run(run_dir, layout, device=device)
+report = engine.evaluation(run_dir, layout, device=device)  # metrics.json when it scored this checkpoint
 viz.metrics_table(report)
 
 # %% [markdown]
@@ -48,7 +50,7 @@ viz.metrics_table(report)
 
 # %%
 video_aucs = reports.score_curves([f"{trained.name}={run_dir}"], f"{figures}/video_curves.png", data=layout)
-video_aucs
+viz.video_auc_table(video_aucs)
 
 # %% [markdown]
 # ## Memory spaces: matching probabilities at the most anomalous frame, and a t-SNE of test queries

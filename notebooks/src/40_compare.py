@@ -31,6 +31,7 @@ import scrapbook as sb
 
 from vadlab import data, reports, viz
 
+reports.smoke_banner(preset)
 layout = data.prepare(data_root, synth_preset, seed=seed)
 figures = f"{runs_dir}/figures" if out_dir is None else out_dir
 result = reports.compare_methods(layout, runs_dir, methods, preset=preset, train=train, seed=seed, device=device,

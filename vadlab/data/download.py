@@ -224,7 +224,7 @@ def fetch(url: str, part: str | os.PathLike, *, retries: int = 3, timeout: float
     A dropped connection is retried up to `retries` times with ``Range: bytes=<held>-`` (waiting `wait`, doubled each
     time); a server that answers 200 to it sends the whole file, which replaces the partial one. Raises
     `DownloadError` when the retries are spent, keeping `part` so a later call resumes it."""
-    from tqdm.auto import tqdm
+    from vadlab.progress import tqdm
 
     part = Path(part)
     scheme = urlparse(url).scheme
@@ -269,7 +269,7 @@ def _stopped_by_signal(url: str, part: Path):
 
 def sha256_file(path: str | os.PathLike, *, progress: bool = False) -> str:
     """The SHA-256 (lower-case hex) of a file, read in 1 MiB chunks."""
-    from tqdm.auto import tqdm
+    from vadlab.progress import tqdm
 
     path = Path(path)
     digest = hashlib.sha256()
@@ -370,7 +370,7 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, *, progres
                  members: list | None = None) -> None:
     """Unpack a tar(.gz) or zip archive into the folder `dest` after `check_archive` accepted every member
     (`members`: the list a previous check returned, to spare a second pass over a large archive)."""
-    from tqdm.auto import tqdm
+    from vadlab.progress import tqdm
 
     archive, dest = Path(archive), Path(dest).resolve()
     dest.mkdir(parents=True, exist_ok=True)

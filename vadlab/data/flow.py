@@ -35,12 +35,12 @@ from typing import Literal, Sequence
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
 from vadlab.data.clips import cache_dir, frame_size
 from vadlab.data.layout import Video, read_image
 from vadlab.errors import DataError
 from vadlab.io import atomic_path
+from vadlab.progress import tqdm
 
 __all__ = ["FLOW_METHODS", "FLO_MAGIC", "compute_flow", "flow_pair", "resize_flow", "read_flo", "write_flo",
            "native_flow", "load_flow", "flow_at_size", "flow_for_videos", "flow_to_color"]

@@ -163,7 +163,7 @@ def _binary(labels: np.ndarray, path: Path) -> np.ndarray:
 
 
 def _progress(total: int, enabled: bool, desc: str):
-    from tqdm.auto import tqdm
+    from vadlab.progress import tqdm
 
     return tqdm(total=total, disable=not enabled, desc=desc, unit="video")
 

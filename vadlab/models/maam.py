@@ -364,7 +364,7 @@ class MAAM(Method):
         calibration scores), at this config's patch and stride: per branch the mean and standard deviation of the
         per-frame maximum of e_app / e_mot and of all patch sums; the mean flow magnitude |F| (model pixels) and the
         number of frames. What psi_rule="balanced" divides by; the engine stores it as `scoring_fit.json`."""
-        from tqdm.auto import tqdm
+        from vadlab.progress import tqdm
 
         cfg = self.config
         if cfg.branches != "both":

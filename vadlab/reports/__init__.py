@@ -12,6 +12,8 @@ from vadlab.reports.comparisons import per_type_table as per_type_table
 from vadlab.reports.comparisons import reported_table as reported_table
 from vadlab.reports.comparisons import score_curves as score_curves
 from vadlab.reports.demo import demo as demo
+from vadlab.reports.index import SMOKE_NOTE as SMOKE_NOTE
+from vadlab.reports.index import smoke_banner as smoke_banner
 from vadlab.reports.index import write_index as write_index
 from vadlab.reports.notebooks import NOTEBOOKS as NOTEBOOKS
 from vadlab.reports.notebooks import _defaults as _defaults

@@ -53,12 +53,12 @@ def compare_runs(groups: list[str | os.PathLike], out: str | os.PathLike | None 
             values = [r[metric] for r in reports]
             rows[label][name], spread[label][name] = float(np.mean(values)), float(np.std(values))
             train = [r["train_seconds"] for r in reports if "train_seconds" in r]
-            lines.append(f"| {label} | {name} | {np.mean(values):.4f} | {', '.join(f'{v:.3f}' for v in values)} | "
-                         f"{np.mean([r['macro_auc'] for r in reports]):.4f} | "
-                         f"{f'{np.mean(train):.0f}' if train else ''} |")
+            lines.append(f"| {label} | {name} | {np.mean(values):.3f} | {', '.join(f'{v:.3f}' for v in values)} | "
+                         f"{np.mean([r['macro_auc'] for r in reports]):.3f} | "
+                         f"{f'{np.mean(train):.1f}' if train else ''} |")
     if out is not None:
         out = Path(out)
-        viz.plot_comparison(rows, metric_label=metric.replace("_", " "), errors=spread, path=out / "comparison.png")
+        viz.plot_comparison(rows, metric_label=viz.metric_label(metric), errors=spread, path=out / "comparison.png")
         with atomic_path(out / "comparison.md") as tmp:
             Path(tmp).write_text("\n".join(lines) + "\n")
         write_metrics(out, {"mean": rows, "std": spread}, groups=[str(g) for g in groups])
@@ -112,7 +112,8 @@ def compare_methods(data, runs_dir: str | os.PathLike, methods: list[str] | None
     Each method's run is `runs_dir/<method>`: trained at `preset` when it is missing or unfinished (`train`), then
     evaluated with the common protocol. Returns {"rows": {name: metrics}, "roc": {name: (fpr, tpr, auc)},
     "per_type": {name: {type: AUC}}}: micro and macro AUC, EER, pixel AUC, parameters, training seconds and
-    inference frames per second (a separate scoring pass, model only) per method."""
+    inference frames per second per method: the evaluation's own pass over the test split, frames read and the model
+    run (no second pass only to time it; the first pass at a frame size also reads and resizes the frames)."""
     from sklearn.metrics import roc_curve
 
     from vadlab import engine
@@ -137,9 +138,7 @@ def compare_methods(data, runs_dir: str | os.PathLike, methods: list[str] | None
             engine.fit(wanted, layout, run, seed=seed, device=device, resume=True, progress=progress)
         report = engine.evaluate_run(run, layout, device=device, progress=progress)
         trained = engine.load_run(run, device)
-        t0 = time.perf_counter()
-        engine.infer(trained, layout, progress=False)
-        seconds = time.perf_counter() - t0
+        seconds = report["inference_seconds"]  # its own pass over the test split, model only: no second pass
         sizes.append(trained.config.image_size)
         scores = engine.load_scores(run)
         s = np.concatenate([scores["score"][v.name] for v in layout.testing])
@@ -152,7 +151,7 @@ def compare_methods(data, runs_dir: str | os.PathLike, methods: list[str] | None
                       "pixel_auc": report.get("pixel_auc"), "parameters": int(sum(p.numel() for p in
                                                                                    trained.model.parameters())),
                       "train_seconds": report.get("train_seconds"), "inference_fps": report["frames_scored"] / seconds,
-                      "image_size": str(trained.config.image_size), "epochs": trained.epochs_trained,
+                      "image_size": viz.frame_size_text(trained.config.image_size), "epochs": trained.epochs_trained,
                       "frames_left_out": report["frames_left_out"]}
     size = sizes[0] if sizes else 64
     t0 = time.perf_counter()
@@ -168,27 +167,30 @@ def compare_methods(data, runs_dir: str | os.PathLike, methods: list[str] | None
     per_type["frame_difference"] = base.get("per_type_auc", {})
     rows["frame_difference"] = {"micro_auc": base["micro_auc"], "macro_auc": base["macro_auc"], "eer": base["eer"],
                                 "pixel_auc": None, "parameters": 0, "train_seconds": 0.0,
-                                "inference_fps": base["frames_scored"] / seconds, "image_size": str(size),
-                                "epochs": 0, "frames_left_out": base["frames_left_out"]}
+                                "inference_fps": base["frames_scored"] / seconds,
+                                "image_size": viz.frame_size_text(size), "epochs": 0,
+                                "frames_left_out": base["frames_left_out"]}
     return {"rows": rows, "roc": roc, "per_type": per_type, "data": str(layout.root)}
 
 
 def comparison_table(result: dict):
-    """The rows of `compare_methods` as a table (a pandas DataFrame), one row per method, the baseline last."""
-    import pandas as pd
-
+    """The rows of `compare_methods` as a table (a pandas DataFrame of text cells: AUCs to 3 digits, seconds to 1,
+    frame sizes as HxW; `viz.number_text`), one row per method, the baseline last."""
     columns = {"micro_auc": "micro AUC", "macro_auc": "macro AUC", "eer": "EER", "pixel_auc": "pixel AUC",
-               "parameters": "parameters", "train_seconds": "training (s)", "inference_fps": "inference (frames/s)",
-               "image_size": "frame size", "epochs": "epochs", "frames_left_out": "frames left out"}
-    frame = pd.DataFrame({name: {columns[k]: v for k, v in row.items()} for name, row in result["rows"].items()}).T
+               "parameters": "parameters", "train_seconds": "training (s)",
+               "inference_fps": "inference (frames/s, reading included)",
+               "image_size": "frame size (HxW)", "epochs": "epochs", "frames_left_out": "frames left out"}
+    frame = viz.text_table({name: {label: row.get(key) for key, label in columns.items()}
+                            for name, row in result["rows"].items()}, index_name="method")
     return frame[list(columns.values())]
 
 
 def per_type_table(result: dict):
-    """AUC per anomaly type (synthetic data) and method, a DataFrame; empty when the dataset records no types."""
+    """AUC per anomaly type (synthetic data) and method, a DataFrame of numbers rounded to 3 digits; empty when the
+    dataset records no types."""
     import pandas as pd
 
-    return pd.DataFrame(result["per_type"]).T
+    return pd.DataFrame(result["per_type"]).T.round(3)
 
 
 def reported_table(methods: list[str] | None = None):

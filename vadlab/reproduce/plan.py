@@ -96,7 +96,7 @@ def plan(spec: Spec, *, preset: str = "cpu", data: str | os.PathLike | None = No
         if row.scored_from:
             continue
         config = get_config(row.method, preset, ablations=[row.ablation] if row.ablation else [], **row.set)
-        steps = _steps_per_epoch(row.method, config, layout)
+        steps = steps_per_epoch(row.method, config, layout)
         for fold in folds:
             for seed in seeds:
                 run_data = _split_root(spec, runs, fold) if fold is not None else root
@@ -147,7 +147,7 @@ def _status(job: Job, spec: Spec) -> None:
         job.status = "finished"
 
 
-def _steps_per_epoch(method: str, config, layout) -> int | None:
+def steps_per_epoch(method: str, config, layout) -> int | None:
     """About the training steps per epoch on `layout`, counted without reading a frame: clips of the normal
     training videos (frames less the clip span) / batch size; the labelled anomalies a method may add are not
     counted (a split is made at run time). None without data."""

@@ -78,7 +78,7 @@ def reproduce(table: str | os.PathLike, *, preset: str = "cpu", data: str | os.P
     """Run every missing run of a spec (see the module docstring), then write `out/<spec>/table.md`, `table.csv`,
     `table.png` and `provenance.json`. `devices`: CUDA device indices ("0", "1") or "cpu", one worker process each;
     None: one run at a time in this process. Returns {"spec", "jobs", "rows"} (rows as in `summarise`)."""
-    from tqdm.auto import tqdm
+    from vadlab.progress import tqdm
 
     log = log or tqdm.write  # messages above the progress bars, not through them
     spec = load_spec(table, preset)

@@ -202,7 +202,7 @@ def synthesize(root: str | os.PathLike, preset: str = "default", *, seed: int = 
     split_key = {"training": 2, "testing": 3, "abnormal": 4}
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from vadlab.progress import tqdm
         bar = tqdm(total=len(jobs), desc=f"synthesize {preset}", unit="video")
     meta_videos = {}
     with LayoutWriter(root, overwrite=overwrite, ext=cfg.ext) as writer:
