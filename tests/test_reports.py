@@ -227,3 +227,11 @@ def test_the_demo_estimate_counts_the_measured_step_times(tiny_synthetic, tmp_pa
     (tmp_path / names[0]).mkdir()
     (tmp_path / names[0] / "history.json").write_text(json.dumps([{}] * get_config(names[0], "cpu").epochs))
     assert f"of {len(names) - 1} methods" in training_estimate(names, "cpu", layout, runs=tmp_path)
+
+
+def test_progress_write_prints_above_the_bars(capsys):
+    """`vadlab.progress.tqdm.write` is tqdm's: reproduce logs its messages through it."""
+    from vadlab.progress import tqdm
+
+    tqdm.write("a message")
+    assert "a message" in capsys.readouterr().out

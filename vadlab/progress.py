@@ -31,3 +31,13 @@ def tqdm(*args, disable: bool = False, **kwargs):
     from tqdm.auto import tqdm as auto
 
     return auto(*args, disable=disable or not shown(), **kwargs)
+
+
+def _write(message: str, file=None, end: str = "\n", nolock: bool = False) -> None:
+    """`tqdm.write`: a message printed above any bars that are showing, not through them."""
+    from tqdm.auto import tqdm as auto
+
+    auto.write(message, file=file, end=end, nolock=nolock)
+
+
+tqdm.write = _write  # callers use `tqdm.write` as they would tqdm's class method
