@@ -7,6 +7,7 @@ tests/test_flow.py; resume, evaluation and ablation training of every registered
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -294,26 +295,56 @@ def test_psi_rules():
     """paper: psi as given; flow_scale: psi' = psi s / (psi s + 1 - psi) with s the size ratio; balanced: 1/2 and
     each branch's stored spread, refused without the statistics."""
     paper = create_method("maam", "cpu", psi_rule="paper", psi=10 / 11)
-    assert paper.fusion() == (10 / 11, (1.0, 1.0))
+    assert paper.fusion() == (10 / 11, (1.0, 1.0), (0.0, 0.0))
     scaled = create_method("maam", "cpu", psi_rule="flow_scale", psi=10 / 11)
     s = 64 / 240  # 64x96 against 240x360: both axes 0.2667
     assert scaled.flow_scale() == pytest.approx(s)
-    psi, scale = scaled.fusion()
+    psi, scale, offset = scaled.fusion()
     assert psi == pytest.approx((10 / 11) * s / ((10 / 11) * s + 1 / 11)) and scale == (1.0, 1.0)
+    assert offset == (0.0, 0.0)
     assert psi == pytest.approx(0.7273, abs=1e-4)  # e_mot / s against e_app: 10 s / (10 s + 1) = 8 / 11
     at_paper_size = create_method("maam", "paper", psi_rule="flow_scale")
     assert at_paper_size.flow_scale() == 1.0 and at_paper_size.fusion()[0] == pytest.approx(10 / 11)
     balanced = create_method("maam", "cpu", psi_rule="balanced")
     with pytest.raises(ConfigError, match="balanced"):
         balanced.fusion()
+    grid = [[1.0, 2.0], [3.0, 4.0]]
     fit = {"patch": list(balanced.config.patch), "patch_stride": list(balanced.config.patch_stride),
-           "app": {"frame_max_std": 2.0, "patch_std": 0.5}, "mot": {"frame_max_std": 0.25, "patch_std": 0.1}}
+           "app": {"frame_max_std": 2.0, "patch_std": 0.5, "position_mean": grid, "position_std": grid},
+           "mot": {"frame_max_std": 0.25, "patch_std": 0.1, "position_mean": grid, "position_std": grid}}
     assert not balanced.use_scoring_fit({**fit, "patch": [1, 1]})  # taken at another patch: refused
     assert balanced.use_scoring_fit(fit)
-    assert balanced.fusion() == (0.5, (2.0, 0.25))
+    assert balanced.fusion() == (0.5, (2.0, 0.25), (0.0, 0.0))
     patch = create_method("maam", "cpu", psi_rule="balanced", balance_stat="patch")
     patch.use_scoring_fit(fit)
-    assert patch.fusion() == (0.5, (0.5, 0.1))
+    assert patch.fusion() == (0.5, (0.5, 0.1), (0.0, 0.0))
+    old = {**fit, "app": {"frame_max_std": 2.0, "patch_std": 0.5}}  # a fit from before the per-position statistics
+    assert not create_method("maam", "cpu", psi_rule="balanced").use_scoring_fit(old)  # computed again
+
+
+def test_position_balance_standardises_each_patch_position_with_a_floored_spread():
+    """balance_stat="position": (e - mean(p)) / max(std(p), position_floor x median std) per branch and position,
+    weighted 1/2 and 1/2, at the scoring stride (pscd_scores) and resized to the frame (pscd_map)."""
+    method = create_method("maam", "smoke", psi_rule="balanced", balance_stat="position", patch=(2, 2),
+                           patch_stride=(2, 2))
+    mean_app, std_app = [[1.0, 0.0], [0.0, 0.0]], [[4.0, 1.0], [1.0, 0.01]]  # median spread 1: 0.01 floored to 1
+    mean_mot, std_mot = [[0.0, 0.0], [0.0, 0.0]], [[2.0, 2.0], [2.0, 2.0]]
+    fit = {"patch": [2, 2], "patch_stride": [2, 2],
+           "app": {"frame_max_std": 1.0, "patch_std": 1.0, "position_mean": mean_app, "position_std": std_app},
+           "mot": {"frame_max_std": 1.0, "patch_std": 1.0, "position_mean": mean_mot, "position_std": std_mot}}
+    assert method.use_scoring_fit(fit)
+    psi, scale, offset = method.fusion()
+    assert psi == 0.5 and torch.equal(scale[0], torch.tensor([[4.0, 1.0], [1.0, 1.0]]))
+    d_app = torch.zeros(1, 1, 4, 4)
+    d_app[..., :2, :2] = 9.0 / 4  # the top-left patch sums to 9: (9 - 1) / 4 = 2 in its own units
+    d_app[..., 2:, 2:] = 2.0 / 4  # bottom right sums to 2: (2 - 0) / 1 = 2 (its spread 0.01 floored to 1)
+    d_mot = torch.zeros(1, 2, 4, 4)
+    d_mot[:, :, 2:, :2] = 8.0 / 8  # bottom left sums to 8 over 2 channels: 8 / 2 = 4
+    out = pscd_scores(d_app, d_mot, (2, 2), (2, 2), psi, scale, offset)
+    # z per position: top left app 2, bottom right app 2 (floored spread), bottom left mot 8 / 2 = 4: fused 1, 1, 2
+    assert float(out["pscd"]) == pytest.approx(2.0)
+    assert float(out["app"]) == 9.0 and float(out["mot"]) == 8.0  # the branches stay raw
+    assert pscd_map(d_app, d_mot, (2, 2), psi, scale, offset).shape == (1, 4, 4)
 
 
 def test_branch_statistics_are_stored_at_the_end_of_training_and_used_by_balanced(random_layout, tmp_path):
@@ -333,7 +364,7 @@ def test_branch_statistics_are_stored_at_the_end_of_training_and_used_by_balance
 
     report = engine.evaluate_run(run, random_layout, device="cpu", progress=False)
     assert report["fusion"] == {"psi_rule": "paper", "psi": pytest.approx(10 / 11), "scale_app": 1.0,
-                                "scale_mot": 1.0}
+                                "scale_mot": 1.0, "balance_stat": "frame_max"}
     assert report["flow_mean_magnitude"] > 0 and report["frame_size"] == [24, 40]
     (run / engine.SCORING_FIT).unlink()  # a run from before the file: an evaluation computes it again
     balanced = engine.evaluate_run(run, random_layout, device="cpu", progress=False,
@@ -343,6 +374,12 @@ def test_branch_statistics_are_stored_at_the_end_of_training_and_used_by_balance
     assert balanced["fusion"]["psi"] == 0.5
     assert balanced["per_signal_auc"]["app"] == report["per_signal_auc"]["app"]  # the branches are unchanged
     assert (run / "metrics[psi_rule=balanced].json").exists() and (run / "metrics.json").exists()
+    position = engine.evaluate_run(run, random_layout, device="cpu", progress=False,
+                                   overrides={"psi_rule": "balanced", "balance_stat": "position"})
+    h, w = np.array(json.loads((run / engine.SCORING_FIT).read_text())["app"]["position_std"]).shape
+    assert (h, w) == patch_sums(torch.zeros(1, 1, 24, 40), (6, 4), (2, 1)).shape[1:]  # one value per patch position
+    assert position["fusion"]["balance_stat"] == "position" and np.isfinite(position["micro_auc"])
+    assert position["per_signal_auc"]["app"] == report["per_signal_auc"]["app"]
 
 
 # --- the paper's tables as `vadlab reproduce` specs ------------------------------------------------------------------

@@ -49,6 +49,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from vadlab import memory
@@ -91,7 +92,11 @@ class MAAMConfig(MethodConfig):
     # each branch divided by the spread of its per-frame maximum on the training frames, then weighted 1/2 and 1/2
     psi_rule: Literal["paper", "flow_scale", "balanced"] = "paper"
     psi_size: Annotated[tuple[int, int], Range(1)] = (240, 360)  # (H, W) the public code set psi at (Ped2's size)
-    balance_stat: Literal["frame_max", "patch"] = "frame_max"  # "balanced": spread of the per-frame max or of patches
+    # "balanced": each branch in units of its spread on the training frames: of the per-frame max ("frame_max"), of
+    # all patch sums ("patch"), or each patch position standardised by its own mean and spread there ("position")
+    balance_stat: Literal["frame_max", "patch", "position"] = "frame_max"
+    position_floor: Annotated[float, Range(0, min_exclusive=True)] = 1.0  # "position": no position's spread counts
+    # below this fraction of the median spread over positions (ours: a still position's tiny spread is not trusted)
     similarity: Literal["cosine", "reference"] = "cosine"  # Eq. 1's cosine, or the public code's (not a cosine)
     patch: Annotated[tuple[int, int], Range(1)] = (30, 20)  # PSCD patch (h, w) in model pixels (code: Ped2)
     patch_stride: Annotated[tuple[int, int], Range(1)] = (8, 5)  # PSCD stride (h, w) (code: Ped2, ~patch / 4)
@@ -217,7 +222,6 @@ def patch_sums(error, patch: tuple[int, int], stride: tuple[int, int]):
     (sh, sw), 'SAME' zero padding (partial windows at the border, as the public code): (B, ceil(H/sh), ceil(W/sw)),
     the sum of the error over each patch and over the channels. A torch tensor in, a torch tensor out."""
     import torch
-    import torch.nn.functional as F
 
     (ph, pw), (sh, sw) = patch, stride
     if min(ph, pw, sh, sw) < 1:
@@ -231,13 +235,14 @@ def patch_sums(error, patch: tuple[int, int], stride: tuple[int, int]):
 
 
 def pscd_scores(d_app, d_mot, patch: tuple[int, int], stride: tuple[int, int], psi: float,
-                scale: tuple[float, float] = (1.0, 1.0)) -> dict:
+                scale: tuple = (1.0, 1.0), offset: tuple = (0.0, 0.0)) -> dict:
     """Algorithm 1 lines 6-14 on a batch: d_app (B, Ca, H, W) = (I - I_hat)^2 and d_mot (B, Cm, H, W) = |F - F_hat|
     (either may be None for a single-branch model). Returns raw per-frame maxima (B,) over patches of
     e_app ("app"), e_mot ("mot") and e_fuse = psi e_app + (1 - psi) e_mot ("pscd", line 13: the raw patch sums are
     fused, then the max is taken, line 14); Eq. 11 (min-max) is left to :func:`normalise`. `scale` = (s_app, s_mot)
     divides each branch before the fusion, e_fuse = psi e_app / s_app + (1 - psi) e_mot / s_mot (MAAM-Net's
-    psi_rule="balanced"; (1, 1) is Algorithm 1); "app" and "mot" stay raw."""
+    psi_rule="balanced"; (1, 1) is Algorithm 1); "app" and "mot" stay raw. Under balance_stat="position" the scales
+    and `offset` (subtracted first) are (h', w') tensors, one value per patch position."""
     out = {}
     e_app = patch_sums(d_app, patch, stride) if d_app is not None else None  # (B, h', w')
     e_mot = patch_sums(d_mot, patch, stride) if d_mot is not None else None
@@ -246,21 +251,29 @@ def pscd_scores(d_app, d_mot, patch: tuple[int, int], stride: tuple[int, int], p
     if e_mot is not None:
         out["mot"] = e_mot.flatten(1).amax(1)
     if e_app is not None and e_mot is not None:
-        fused = (psi / scale[0]) * e_app + ((1.0 - psi) / scale[1]) * e_mot  # (B, h', w'), line 13
+        fused = psi * (e_app - offset[0]) / scale[0] + (1.0 - psi) * (e_mot - offset[1]) / scale[1]  # line 13
         out["pscd"] = fused.flatten(1).amax(1)  # (B,), line 14
     return out
 
 
-def pscd_map(d_app, d_mot, patch: tuple[int, int], psi: float, scale: tuple[float, float] = (1.0, 1.0)):
+def pscd_map(d_app, d_mot, patch: tuple[int, int], psi: float, scale: tuple = (1.0, 1.0),
+             offset: tuple = (0.0, 0.0)):
     """The fused PSCD map at stride 1, frame-sized (B, H, W): each pixel scores the patch centred on it (SAME
-    padding), with `pscd_scores`'s psi and scale. vadlab's anomaly map for pixel AUC and the error-map figures (the
-    paper reports no pixel result)."""
-    parts = []
-    if d_app is not None:
-        parts.append((psi / scale[0] if d_mot is not None else 1.0) * patch_sums(d_app, patch, (1, 1)))
-    if d_mot is not None:
-        parts.append(((1.0 - psi) / scale[1] if d_app is not None else 1.0) * patch_sums(d_mot, patch, (1, 1)))
-    return sum(parts)  # (B, H, W)
+    padding), with `pscd_scores`'s psi, scale and offset (per-position ones, (h', w') at the scoring stride, are
+    resized bilinearly to the frame). vadlab's anomaly map for pixel AUC and the error-map figures (the paper reports
+    no pixel result)."""
+    if d_app is None or d_mot is None:
+        return patch_sums(d_app if d_mot is None else d_mot, patch, (1, 1))
+    e_app, e_mot = patch_sums(d_app, patch, (1, 1)), patch_sums(d_mot, patch, (1, 1))  # (B, H, W)
+    size = e_app.shape[-2:]
+
+    def at_frame(value):
+        if not torch.is_tensor(value):
+            return value
+        return F.interpolate(value[None, None].to(e_app), size=size, mode="bilinear", align_corners=False)[:, 0]
+
+    return (psi * (e_app - at_frame(offset[0])) / at_frame(scale[0])
+            + (1.0 - psi) * (e_mot - at_frame(offset[1])) / at_frame(scale[1]))  # (B, H, W)
 
 
 
@@ -332,9 +345,9 @@ class MAAM(Method):
         (h, w), (ph, pw) = self.frame_size, self.config.psi_size
         return float(np.sqrt(h / ph * w / pw))
 
-    def fusion(self) -> tuple[float, tuple[float, float]]:
-        """(psi, (scale_app, scale_mot)) of e_fuse = psi e_app / scale_app + (1 - psi) e_mot / scale_mot
-        (Algorithm 1 line 13, `pscd_scores`) under `psi_rule`:
+    def fusion(self) -> tuple[float, tuple, tuple]:
+        """(psi, (scale_app, scale_mot), (offset_app, offset_mot)) of e_fuse = psi (e_app - offset_app) / scale_app +
+        (1 - psi) (e_mot - offset_mot) / scale_mot (Algorithm 1 line 13, `pscd_scores`) under `psi_rule`:
 
         - "paper": (psi, (1, 1)), Algorithm 1 as the public code runs it.
         - "flow_scale": e_app sums squared [-1, 1] errors, e_mot sums flow errors in model pixels, and a model at a
@@ -343,20 +356,36 @@ class MAAM(Method):
           e_mot / s, i.e. psi' = psi s / (psi s + 1 - psi) with unit scales (ours).
         - "balanced": each branch in units of its own spread on the normal training frames (`fit_scoring`, stored
           in the run as `scoring_fit.json`): scale = the standard deviation of the branch's per-frame maximum
-          (`balance_stat="frame_max"`) or of all its patch sums ("patch"), psi = 1/2 (ours; psi is not used).
-        """
+          (`balance_stat="frame_max"`) or of all its patch sums ("patch"), psi = 1/2 (ours; psi is not used); offsets
+          0 (a constant shift changes no maximum).
+          Under `balance_stat="position"` every patch position is standardised by the branch's mean and spread at
+          that position over the training frames ((h', w') tensors; the spread floored at `position_floor` x its
+          median over positions): a texture that always reconstructs badly, or a place where walkers always move,
+          no longer wins the maximum over patches (ours).
+        Offsets are 0 except under "position"."""
         cfg = self.config
+        zero = (0.0, 0.0)
         if cfg.psi_rule == "paper":
-            return cfg.psi, (1.0, 1.0)
+            return cfg.psi, (1.0, 1.0), zero
         if cfg.psi_rule == "flow_scale":
             s = self.flow_scale()
-            return cfg.psi * s / (cfg.psi * s + 1.0 - cfg.psi), (1.0, 1.0)
+            return cfg.psi * s / (cfg.psi * s + 1.0 - cfg.psi), (1.0, 1.0), zero
         fit = getattr(self, "scoring_fit", None)
         if fit is None:
             raise ConfigError("psi_rule='balanced' needs the branches' statistics on the training frames "
                               "(scoring_fit.json in the run folder; `vadlab evaluate` computes it when missing)")
+        if cfg.balance_stat == "position":
+            device = next(self.model.parameters()).device
+            means, spreads = [], []
+            for name in ("app", "mot"):
+                mean = torch.tensor(fit[name]["position_mean"], dtype=torch.float32, device=device)  # (h', w')
+                std = torch.tensor(fit[name]["position_std"], dtype=torch.float32, device=device)
+                floor = max(float(std.median()) * cfg.position_floor, 1e-12)
+                means.append(mean)
+                spreads.append(std.clamp(min=floor))
+            return 0.5, tuple(spreads), tuple(means)
         key = "frame_max_std" if cfg.balance_stat == "frame_max" else "patch_std"
-        return 0.5, (max(fit["app"][key], 1e-12), max(fit["mot"][key], 1e-12))
+        return 0.5, (max(fit["app"][key], 1e-12), max(fit["mot"][key], 1e-12)), zero
 
     @torch.no_grad()
     def fit_scoring(self, videos, *, progress: bool = True) -> dict:
@@ -376,6 +405,7 @@ class MAAM(Method):
         self.model.eval()
         maxima = {"app": [], "mot": []}
         moments = {k: torch.zeros(3, dtype=torch.float64) for k in maxima}  # count, sum, sum of squares
+        at = {k: [0, 0.0, 0.0] for k in maxima}  # per position (h', w'): frames, sum, sum of squares
         flow_sum, flow_pixels = 0.0, 0
         loader = torch.utils.data.DataLoader(data, batch_size=max(cfg.batch_size, 16))
         for batch in tqdm(loader, desc="maam: branch statistics (training frames)", disable=not progress,
@@ -383,7 +413,11 @@ class MAAM(Method):
             batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
             _, d_app, d_mot = self._errors(batch)
             for name, d in (("app", d_app), ("mot", d_mot)):
-                e = patch_sums(d.float(), cfg.patch, cfg.patch_stride).flatten(1).double().cpu()  # (B, patches)
+                grid = patch_sums(d.float(), cfg.patch, cfg.patch_stride).double().cpu()  # (B, h', w')
+                at[name][0] += grid.shape[0]
+                at[name][1] = at[name][1] + grid.sum(0)
+                at[name][2] = at[name][2] + grid.square().sum(0)
+                e = grid.flatten(1)  # (B, patches)
                 maxima[name].append(e.amax(1))
                 moments[name] += torch.stack([torch.tensor(float(e.numel()), dtype=torch.float64), e.sum(),
                                               e.square().sum()])
@@ -396,8 +430,12 @@ class MAAM(Method):
             m = torch.cat(maxima[name])
             n, total, squares = moments[name].tolist()
             mean = total / n
+            frames, grid_sum, grid_squares = at[name]
+            grid_mean = grid_sum / max(frames, 1)
+            grid_std = (grid_squares / max(frames, 1) - grid_mean.square()).clamp(min=0.0).sqrt()
             out[name] = {"frame_max_mean": float(m.mean()), "frame_max_std": float(m.std()) if len(m) > 1 else 0.0,
-                         "patch_mean": mean, "patch_std": float(np.sqrt(max(squares / n - mean * mean, 0.0)))}
+                         "patch_mean": mean, "patch_std": float(np.sqrt(max(squares / n - mean * mean, 0.0))),
+                         "position_mean": grid_mean.tolist(), "position_std": grid_std.tolist()}
         return out
 
     def use_scoring_fit(self, fit: dict) -> bool:
@@ -407,6 +445,8 @@ class MAAM(Method):
         if not fit or (tuple(fit.get("patch", ())), tuple(fit.get("patch_stride", ()))) != (cfg.patch,
                                                                                             cfg.patch_stride):
             return False
+        if "position_mean" not in fit.get("app", {}):  # a fit written before balance_stat="position" existed
+            return False
         self.scoring_fit = fit
         return True
 
@@ -414,9 +454,10 @@ class MAAM(Method):
     def score_batch(self, batch: dict) -> dict[str, torch.Tensor]:
         cfg = self.config
         out, d_app, d_mot = self._errors(batch)
-        psi, scale = self.fusion() if d_app is not None and d_mot is not None else (cfg.psi, (1.0, 1.0))
-        signals = pscd_scores(d_app, d_mot, cfg.patch, cfg.patch_stride, psi, scale)  # Algorithm 1, raw
-        signals["_map"] = pscd_map(d_app, d_mot, cfg.patch, psi, scale)  # (B, H, W)
+        psi, scale, offset = self.fusion() if d_app is not None and d_mot is not None else (cfg.psi, (1.0, 1.0),
+                                                                                            (0.0, 0.0))
+        signals = pscd_scores(d_app, d_mot, cfg.patch, cfg.patch_stride, psi, scale, offset)  # Algorithm 1, raw
+        signals["_map"] = pscd_map(d_app, d_mot, cfg.patch, psi, scale, offset)  # (B, H, W)
         if "flow" in batch:  # mean |F| of the scored frames' flow targets, in model pixels (metrics.json)
             flow = self.__dict__.setdefault("_flow_stats", [0.0, 0])
             flow[0] += float(batch["flow"].float().norm(dim=1).sum())
@@ -446,9 +487,10 @@ class MAAM(Method):
             out.update(flow_mean_magnitude=flow[0] / max(flow[1], 1), flow_scale=self.flow_scale(),
                        frame_size=list(self.frame_size))
         if self.config.branches == "both":
-            psi, scale = self.fusion()
+            psi, scale, _ = self.fusion()
+            scale = [float(s.mean()) if torch.is_tensor(s) else s for s in scale]  # "position": the mean over positions
             out["fusion"] = {"psi_rule": self.config.psi_rule, "psi": psi, "scale_app": scale[0],
-                             "scale_mot": scale[1]}
+                             "scale_mot": scale[1], "balance_stat": self.config.balance_stat}
         if stats:
             per_query, per_frame = np.array(list(stats.values())).T
             out.update(items_per_query=float(per_query.mean()), items_per_frame=float(per_frame.mean()),
@@ -461,8 +503,9 @@ class MAAM(Method):
         """output (appearance), flow_pred, d_app and d_mot summed over channels (B, H, W), pscd_map, weights."""
         cfg = self.config
         out, d_app, d_mot = self._errors(batch)
-        psi, scale = self.fusion() if d_app is not None and d_mot is not None else (cfg.psi, (1.0, 1.0))
-        result = {"pscd_map": pscd_map(d_app, d_mot, cfg.patch, psi, scale)}
+        psi, scale, offset = self.fusion() if d_app is not None and d_mot is not None else (cfg.psi, (1.0, 1.0),
+                                                                                            (0.0, 0.0))
+        result = {"pscd_map": pscd_map(d_app, d_mot, cfg.patch, psi, scale, offset)}
         if d_app is not None:
             result.update(output=out["appearance"], d_app=d_app.sum(1))
         if d_mot is not None:
