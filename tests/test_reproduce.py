@@ -378,3 +378,31 @@ def test_the_std_table3_rows_carry_the_numbers_of_std_table3():
     got = {r.set.get("clusters") if r.ablation is None else None: r.paper for r in spec.rows}
     assert got == {k: v for k, v in table3.items() if k != 4}
     assert spec.row("T3.none").ablation == "t2_both_att"
+
+
+def test_a_run_made_before_a_config_field_existed_is_reused_only_when_the_default_keeps_its_behaviour(
+        tmp_path, tiny_synthetic):
+    """A finished run's key lacks a field added since: filled as loading its checkpoint fills it (the field's
+    default), it matches when the preset keeps that default and is refused, naming the field, when it does not."""
+    import dataclasses
+    import importlib
+
+    planning = importlib.import_module("vadlab.reproduce.plan")  # the module (the package exports its `plan`)
+
+    spec = reproduce.load_spec(_spec(tmp_path), "smoke")
+    runs = tmp_path / "runs"
+    job = planning.plan(spec, preset="smoke", data=tiny_synthetic, runs=runs)[0]
+    config = job.key["config"]
+    cls = get_spec(job.row.method).config_cls
+    defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+    same = next(k for k, v in config.items() if k in defaults and json.loads(json.dumps(defaults[k])) == v)
+    other = next(k for k, v in config.items() if k in defaults and json.loads(json.dumps(defaults[k])) != v)
+    for missing, accepted in ((same, True), (other, False)):
+        old = {**job.key, "config": {k: v for k, v in config.items() if k != missing}}
+        job.folder.mkdir(parents=True, exist_ok=True)
+        (job.folder / planning.RECORD).write_text(json.dumps({"hash": planning._key_hash(old), "key": old}))
+        if accepted:
+            planning.plan(spec, preset="smoke", data=tiny_synthetic, runs=runs)
+        else:
+            with pytest.raises(ConfigError, match=f"config.{other}"):
+                planning.plan(spec, preset="smoke", data=tiny_synthetic, runs=runs)

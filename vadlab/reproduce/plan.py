@@ -7,7 +7,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 from vadlab.errors import ConfigError, DataError
@@ -124,11 +124,27 @@ def plan(spec: Spec, *, preset: str = "cpu", data: str | os.PathLike | None = No
     return jobs
 
 
+def _upgraded(key: dict, job: Job) -> dict:
+    """A saved run key whose config predates fields added since, filled as loading its checkpoint fills them
+    (`MethodConfig.from_saved`: the field's `legacy_defaults` value, else its default): a field added with a default
+    that keeps the old behaviour does not orphan the finished runs; one the preset sets otherwise still does."""
+    from vadlab.registry import get_spec
+
+    if not isinstance(key.get("config"), dict):
+        return key
+    cls = get_spec(job.row.method).config_cls
+    defaults = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+    config = {**{k: v for k, v in {**defaults, **cls.legacy_defaults}.items() if k not in key["config"]},
+              **key["config"]}
+    return {**key, "config": json.loads(json.dumps(config, default=str))}
+
+
 def _status(job: Job, spec: Spec) -> None:
     folder, record = job.folder, job.folder / RECORD
     if record.exists():
         saved = json.loads(record.read_text())
-        if saved.get("hash") != _key_hash(job.key):
+        if saved.get("hash") != _key_hash(job.key) and _key_hash(_upgraded(saved.get("key", {}), job)) != \
+                _key_hash(job.key):
             changed = "; ".join(_changes(saved.get("key", {}), job.key)) or "the key's format"
             raise ConfigError(f"{spec.file}: row {job.row.id} ({job.replicate}): {folder} was made with another "
                               f"setting ({changed}); refusing to mix runs. Remove that folder or give another --runs")
