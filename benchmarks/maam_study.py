@@ -176,7 +176,7 @@ def items(args) -> None:
     for panel, *variants in args.group:
         groups[panel] = {}
         for spec in variants:
-            label, _, run_dir = spec.rpartition("=")
+            label, _, run_dir = spec.partition("=")  # the label holds no "=", a run folder may
             method = engine.load_run(run_dir, "cpu")
             layout = load_layout(engine.run_info(run_dir)["data"])
             counts = items_per_query(method, layout.testing)

@@ -100,17 +100,20 @@ def items_per_query(method, videos, batch_size: int = 32) -> np.ndarray:
 def plot_items_histograms(groups: dict[str, dict[str, np.ndarray]], memory_items: int, *, title: str = "",
                           path=None):
     """Fig. 5 as histograms: one panel per similarity ({panel: {variant: per-query counts}}), one step histogram per
-    training variant (e.g. with and without L_lat), its mean in the legend, x from 0 to N."""
+    training variant (e.g. with and without L_lat), its mean in the legend, x from 0 to N (one bin per count where
+    every query keeps fewer than 50 items)."""
     import matplotlib.pyplot as plt
 
     from vadlab import viz
 
     fig, axes = plt.subplots(1, len(groups), figsize=(5.2 * len(groups), 3.6), squeeze=False)
-    bins = np.linspace(0, memory_items, 51)
     for ax, (panel, variants) in zip(axes[0], groups.items()):
+        top = max(int(np.max(c)) for c in variants.values())
+        # a panel whose queries keep a few items gets one bin per count (a 10-item bin would hide them all in one)
+        bins = np.arange(0, top + 2) - 0.5 if top < 50 else np.linspace(0, memory_items, 51)
         for colour, (name, counts) in zip(viz.palette(len(variants)), variants.items()):
             ax.hist(counts, bins=bins, histtype="step", linewidth=1.8, color=colour, density=True,
-                    label=f"{name}: mean {np.mean(counts):.0f}")
+                    label=f"{name}: mean {np.mean(counts):.1f}")
         ax.set_title(panel)
         ax.set_xlabel(f"items selected per query (of N = {memory_items})")
         ax.set_ylabel("share of queries (density)")
