@@ -26,7 +26,7 @@ demo: $(STAMP)
 	$(VENV)/bin/vadlab demo --data $(DEMO_DATA) --out $(DEMO_OUT) --runs $(DEMO_RUNS) --preset $(PRESET)
 
 test: lint
-	$(PY) -m pytest -n 2 tests
+	$(PY) -m pytest -n 2 --durations=15 tests
 
 test-fast: lint
 	$(PY) -m pytest -n 2 -m "not slow" tests
