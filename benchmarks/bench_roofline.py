@@ -1,8 +1,9 @@
-"""Training steps and scoring against the machine's own limit (issue 27): for every registered method at a preset,
-the FLOPs of one training step (forward and backward, `torch.utils.flop_counter.FlopCounterMode`) and of one scored
-frame, the seconds per step (median of `--reps` after `--warmup`, on one batch the method's own loader drew, shaped
-as the preset's), the seconds the loader takes to draw a batch, the achieved FLOP/s, and the machine's measured
-matmul and convolution FLOP/s at the same thread count, with the ratios. Not a test: it asserts nothing.
+"""Training steps and scoring against the machine's own limit (issue 27): for every registered method at a preset, the
+FLOPs of one training step (forward, backward, the optimiser step and `after_optimizer_step`, counted by
+`torch.utils.flop_counter.FlopCounterMode`) and of one scored frame, the seconds per step (median of `--reps` after
+`--warmup`, on one batch the method's own loader drew, shaped as the preset's), the seconds the loader takes to draw
+a batch, the achieved FLOP/s, and the machine's measured matmul and convolution FLOP/s at the same thread count,
+with the ratios. Not a test: it asserts nothing.
 
     python benchmarks/bench_roofline.py --data data/ped2-mini --fold data/ped2-mini-k3f0 --preset cpu \
         --out benchmarks/results/roofline-cpu
@@ -158,18 +159,44 @@ class StepBench:
         return flops // clips, seconds / clips, clips
 
 
-def measure(name: str, preset: str, layout, *, warmup: int = 3, reps: int = 10, device: str = "cpu") -> list[dict]:
+def profile(fn, steps: int = 3, top: int = 8) -> list[dict]:
+    """The ops that take the most self CPU time over `steps` calls (torch.profiler): name, share of the time, ms per
+    call, and whether FlopCounterMode counts FLOPs for it (matmul/conv: compute; the rest: memory traffic and
+    dispatch)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            fn()
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
+    counted = ("conv", "mm", "addmm", "bmm", "matmul", "linear", "baddbmm")
+    return [{"op": e.key, "share": e.self_cpu_time_total / total, "ms_per_step": e.self_cpu_time_total / 1e3 / steps,
+             "calls_per_step": e.count / steps, "flops_counted": any(k in e.key for k in counted)}
+            for e in events[:top]]
+
+
+def measure(name: str, preset: str, layout, *, warmup: int = 3, reps: int = 10, device: str = "cpu",
+            top_ops: int = 0, channels_last: bool = False) -> list[dict]:
     """One row per training stage of a method: FLOPs and seconds per step, the loader's seconds per batch, and the
-    FLOPs and model seconds per scored frame."""
+    FLOPs and model seconds per scored frame (`top_ops`: and the ops that take the most time in a step;
+    `channels_last`: the model's weights in channels-last layout, as the engine puts them on CUDA)."""
     bench = StepBench(name, preset, layout, device=device)
+    if channels_last:
+        bench.model.to(memory_format=torch.channels_last)
     rows = []
     for label, epoch in stages(bench.method):
         bench.start(epoch)
-        flops = _flops(bench.forward_backward)
+        flops = _flops(bench.step)  # the whole step: STD's alternate stage runs a forward after the update
         seconds = _median_seconds(bench.step, warmup, reps)
         rows.append({"method": name + (f" ({label})" if label else ""), "preset": preset, "epoch": epoch,
                      "batch": list(bench.batch["input"].shape), "step_flops": flops, "step_seconds": seconds,
-                     "achieved_flops_per_s": flops / seconds, "loader_seconds": bench.loader_seconds()})
+                     "achieved_flops_per_s": flops / seconds, "loader_seconds": bench.loader_seconds(),
+                     "channels_last": channels_last})
+        if top_ops:
+            rows[-1]["top_ops"] = profile(bench.step, top=top_ops)
     frame_flops, frame_seconds, clips = bench.scoring(warmup=1, reps=max(3, reps // 2))
     for row in rows:
         row.update({"score_flops_per_frame": frame_flops, "score_model_seconds_per_frame": frame_seconds,
@@ -192,6 +219,16 @@ def table(rows: list[dict], peaks: dict) -> str:
     return "\n".join(lines)
 
 
+def ops_table(rows: list[dict]) -> str:
+    """The profiled ops of each row (`--top-ops`), or nothing."""
+    lines = []
+    for r in (r for r in rows if r.get("top_ops")):
+        ops = ", ".join(f"{o['op']} {100 * o['share']:.0f} %{'' if o['flops_counted'] else ' (no FLOPs)'}"
+                        for o in r["top_ops"])
+        lines.append(f"- {r['method']}: {ops}")
+    return "\n\nSlowest ops of a step (share of the step's self CPU time):\n" + "\n".join(lines) if lines else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="dataset root (default: synthetic `tiny`, generated in a temp folder)")
@@ -203,6 +240,8 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", help="write OUT.json and OUT.md")
+    parser.add_argument("--top-ops", type=int, default=0, help="also profile each step: its N slowest ops")
+    parser.add_argument("--channels-last", action="store_true", help="the model's weights in channels-last layout")
     args = parser.parse_args()
     cpu_threads.configure(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -216,9 +255,10 @@ def main() -> None:
         rows = []
         for name in (args.methods.split(",") if args.methods else list_methods()):
             layout = fold if name.startswith("dream") else data
-            rows += measure(name, args.preset, layout, warmup=args.warmup, reps=args.reps, device=args.device)
+            rows += measure(name, args.preset, layout, warmup=args.warmup, reps=args.reps, device=args.device,
+                            top_ops=args.top_ops, channels_last=args.channels_last)
             print(json.dumps(rows[-1]), flush=True)
-    text = table(rows, peaks)
+    text = table(rows, peaks) + ops_table(rows)
     print(text)
     if args.out:
         out = Path(args.out)

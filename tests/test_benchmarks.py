@@ -51,3 +51,13 @@ def test_the_roofline_measures_every_method_on_batches_of_its_preset(roofline, n
     text = roofline.table(rows, {"threads": 1, "matmul_n": 8, "conv_input": [1], "matmul_flops_per_s": 1e9,
                                  "conv_flops_per_s": 1e9})
     assert all(f"| {row['method']} |" in text for row in rows)
+
+
+def test_the_roofline_profiles_a_step_in_channels_last(roofline, tiny_synthetic):
+    rows = roofline.measure("mnad_recon", "smoke", load_layout(tiny_synthetic), warmup=0, reps=1, top_ops=4,
+                            channels_last=True)
+    ops = rows[0]["top_ops"]
+    assert rows[0]["channels_last"] and 1 <= len(ops) <= 4
+    assert all(o["ms_per_step"] > 0 for o in ops) and sum(o["share"] for o in ops) <= 1 + 1e-9
+    assert [o["share"] for o in ops] == sorted((o["share"] for o in ops), reverse=True)
+    assert "Slowest ops of a step" in roofline.ops_table(rows) and roofline.ops_table([]) == ""
