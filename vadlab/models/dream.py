@@ -61,6 +61,8 @@ Choices where the paper is silent (each tested in tests/test_dream.py):
   frames; the heads (conv3x3 stride 2-IN-ReLU-conv3x3, L2 norm) read the last hidden state, so the query map is
   1/8 of the frame as in the U-Net; the generator is ConvT(4C -> w2, stride 2)-IN-ReLU, then MLEP's decoder (two
   stride-2 ConvT3x3 to w1, w0 with IN-ReLU, conv7x7 to the channels, tanh). No skips. Not tuned to Table I's count.
+  Without gradients (scoring) the encoder shares the frames of consecutive clips (`ConvLSTMEncoder._forward_shared`,
+  ours: the same function, less arithmetic).
 """
 
 from __future__ import annotations
