@@ -424,3 +424,22 @@ def test_kmeanspp_runs_inside_fit_and_disc_normalise_is_an_ablation(random_layou
     method.init_items = lambda *a, **k: seeded.append(real(*a, **k)) or seeded[-1]
     engine.fit(method, random_layout, tmp_path / "run", seed=0, device="cpu", progress=False)
     assert len(seeded) == 1  # once, at the first epoch's start, not again at the second
+
+
+@pytest.mark.parametrize("order", ["sliding", "shuffled"])
+def test_the_convlstm_scoring_path_is_the_training_forward(order):
+    """Without gradients the ConvLSTM encoder shares the frames of consecutive clips and splits the gates'
+    convolution; its output equals the forward that training runs, up to float rounding, on a scoring batch
+    (a sliding window over one video) and on clips in any order."""
+    from vadlab.registry import create_method
+
+    torch.manual_seed(0)
+    encoder = create_method("dream_convlstm", "smoke").model.eval().encoder
+    video = torch.rand(12, 1, 32, 32) * 2 - 1
+    clips = torch.stack([video[k:k + 4] for k in range(9)])
+    if order == "shuffled":
+        clips = clips[torch.randperm(len(clips))]
+    reference = encoder(clips).detach()  # gradients on: the training forward
+    with torch.no_grad():
+        shared = encoder(clips)
+    torch.testing.assert_close(shared, reference, rtol=1e-5, atol=1e-5)

@@ -406,3 +406,102 @@ def test_a_run_made_before_a_config_field_existed_is_reused_only_when_the_defaul
         else:
             with pytest.raises(ConfigError, match=f"config.{other}"):
                 planning.plan(spec, preset="smoke", data=tiny_synthetic, runs=runs)
+
+
+# --- cluster jobs through submitit (--executor) -------------------------------------------------------------------
+def _job_tasks(root: Path) -> list[int]:
+    """The pids of the running submitit job tasks under `root` (`python -m submitit.core._submit ROOT/...`)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"submitit.core._submit" in cmd and any(str(root).encode() in part for part in cmd):
+            pids.append(int(proc.name))
+    return pids
+
+
+def _wait_for_task(runs: Path, root: Path, proc) -> int:
+    """Once B's first epoch is checkpointed, the pid of the job task training it (the only task: --max-jobs 1)."""
+    deadline = time.time() + 300
+    while not (runs / "B" / "seed0" / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    tasks = _job_tasks(root)
+    assert len(tasks) == 1, (tasks, proc.poll())
+    time.sleep(0.05)  # into B's second epoch
+    return tasks[0]
+
+
+def _cluster_run(tmp_path: Path) -> tuple[Path, list[str], Path]:
+    pytest.importorskip("submitit")
+    if not Path("/proc/self/cmdline").exists():
+        pytest.skip("finds the job's process through /proc")
+    from conftest import write_random_layout
+
+    data = write_random_layout(tmp_path / "data", n_train=3, frames=40, size=(32, 32))
+    file = _spec(tmp_path, TINY.replace("synthetic:tiny", "ped2"), epochs=4)
+    return file, _args(file, data, tmp_path) + ["--executor", "local", "--max-jobs", "1"], tmp_path / "runs" / "tiny"
+
+
+def test_a_local_executor_job_killed_midway_resumes_on_the_rerun_and_the_table_is_written(tmp_path):
+    """`--executor local`: each run a submitit job (a real subprocess). B's job is killed (SIGKILL, as a lost node):
+    the command names the failed runs, keeps A, writes no table; the same command again reuses A, resumes B from
+    its checkpoint and writes the table."""
+    file, args, runs = _cluster_run(tmp_path)
+    proc = subprocess.Popen(VADLAB + args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    os.kill(_wait_for_task(runs, tmp_path, proc), signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err
+    assert "runs failed: B seed0, C seed0 (job" in err and "it ended without a result (killed" in err, err
+    assert (runs / "A" / "seed0" / "metrics.json").exists()
+    stopped = len(json.loads((runs / "B" / "seed0" / "history.json").read_text()))
+    assert 1 <= stopped < 4 and not (runs / "B" / "seed0" / "metrics.json").exists()
+    assert not (tmp_path / "reports" / "tiny" / "table.csv").exists()
+    finished_a = _mtimes(runs / "A")
+
+    again = subprocess.run(VADLAB + args[:-5] + args[-4:], env=_env(), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "A seed0: finished, reused" in again.stdout
+    assert f"B seed0: resuming {runs / 'B' / 'seed0'} after epoch {stopped} of 4 [local job" in again.stdout
+    assert _mtimes(runs / "A") == finished_a
+    assert [h["epoch"] for h in json.loads((runs / "B" / "seed0" / "history.json").read_text())] == [1, 2, 3, 4]
+    rows = {r["id"]: r for r in csv.DictReader((tmp_path / "reports" / "tiny" / "table.csv").open())}
+    c = json.loads((runs / "B" / "seed0" / "metrics[test_update=False].json").read_text())
+    assert float(rows["C"]["ours_mean"]) == pytest.approx(c["micro_auc"], abs=1e-4)
+
+
+def test_a_preempted_local_job_is_requeued_resumes_and_trains_the_same_weights(tmp_path, monkeypatch):
+    """The preemption notice (SIGUSR2, what Slurm sends before a time limit or on preemption) to B's job: the
+    training saves its position inside the epoch, submitit requeues the job, it resumes from that checkpoint, and the
+    one command ends with the table. B's weights equal those of the same table run in one process (the CPU resume
+    is bit-exact)."""
+    from conftest import assert_same_tensors, checkpoint
+
+    file, args, runs = _cluster_run(tmp_path)
+    proc = subprocess.Popen(VADLAB + args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    os.kill(_wait_for_task(runs, tmp_path, proc), signal.SIGUSR2)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    logs = "".join(p.read_text() for p in (runs / ".submitit").rglob("*_log.*"))  # submitit logs INFO to .out
+    assert "Caught signal SIGUSR2" in logs and "Requeued job" in logs and "Job completed successfully" in logs
+    assert [h["epoch"] for h in json.loads((runs / "B" / "seed0" / "history.json").read_text())] == [1, 2, 3, 4]
+    assert (tmp_path / "reports" / "tiny" / "table.csv").exists()
+
+    monkeypatch.setenv("VADLAB_THREADS", "1")
+    reproduce.reproduce(file, preset="smoke", data=tmp_path / "data", runs=tmp_path / "one", out=tmp_path / "r1",
+                        progress=False, log=lambda _: None)
+    assert_same_tensors(checkpoint(runs / "B" / "seed0")["model"], checkpoint(tmp_path / "one" / "tiny" / "B" /
+                                                                               "seed0")["model"])
+
+
+def test_cluster_options_are_checked():
+    from vadlab.reproduce.cluster import ClusterOptions
+
+    with pytest.raises(ConfigError, match="--executor 'pbs'"):
+        ClusterOptions("pbs")
+    with pytest.raises(ConfigError, match="--gpus -1"):
+        ClusterOptions("slurm", gpus=-1)
+    params = ClusterOptions("slurm", partition="gpu", gpus=1, time_min=60, mem_gb=32).parameters("vadlab-x")
+    assert params["slurm_partition"] == "gpu" and params["gpus_per_node"] == 1 and params["timeout_min"] == 60
+    assert params["mem_gb"] == 32 and "cpus_per_task" not in params

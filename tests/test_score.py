@@ -311,3 +311,21 @@ def test_flow_from_files_cannot_be_computed_for_new_footage():
     with pytest.raises(ConfigError, match="flow_method='files'"):
         stream_extras(create_method("maam", "smoke", flow_method="files"))
     assert stream_extras(create_method("maam", "smoke", branches="appearance")) == {}
+
+
+# --- batched scoring --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", list_methods())
+def test_batched_scoring_gives_the_scores_of_one_clip_at_a_time(method, smoke_run, tiny_synthetic, monkeypatch):
+    """`engine.infer` scores clips in batches (`scoring_batch_size`); one clip per batch gives the same scores up
+    to float rounding (DREAM-ConvLSTM's scoring path shares the frames of consecutive clips)."""
+    trained = engine.load_run(smoke_run(method), "cpu")
+    batched = engine.infer(trained, tiny_synthetic, progress=False)
+    monkeypatch.setattr(engine, "scoring_batch_size", lambda _: 1)
+    single = engine.infer(trained, tiny_synthetic, progress=False)
+    assert batched.keys() == single.keys()
+    for signal, videos in batched.items():
+        for video, values in videos.items():
+            scored = np.isfinite(values)
+            assert scored.any() and np.array_equal(scored, np.isfinite(single[signal][video]))
+            np.testing.assert_allclose(values[scored], single[signal][video][scored], rtol=1e-4, atol=1e-5,
+                                       err_msg=f"{method} {signal} {video}")

@@ -12,7 +12,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from vadlab.errors import DataError, Interrupted, VadlabError, VadlabWarning, no_checkpoint
+from vadlab.errors import ConfigError, DataError, Interrupted, VadlabError, VadlabWarning, no_checkpoint
 
 
 def _cmd_list(args) -> int:
@@ -317,15 +317,31 @@ def _cmd_reproduce(args) -> int:
         except ValueError:
             raise VadlabError(f"--seeds {args.seeds!r}: expected integers, comma-separated (e.g. 0,1,2)") from None
     devices = reproduce.parse_devices(args.devices) if args.devices else None
+    cluster = None
+    if args.executor:
+        from vadlab.reproduce.cluster import ClusterOptions
+
+        cluster = ClusterOptions(args.executor, partition=args.partition, gpus=args.gpus, time_min=args.time,
+                                 mem_gb=args.mem, cpus=args.cpus, max_jobs=args.max_jobs)
+        if devices:
+            raise ConfigError("reproduce: --devices and --executor: give one (--devices shares this machine's "
+                              "devices, --executor submits each run as a job)")
     _out_folder(args.out)
     if args.dry_run:
         spec = reproduce.load_spec(args.table, args.preset)
         jobs = reproduce.plan(spec, preset=args.preset, data=args.data, runs=args.runs, seeds=seeds)
         print(reproduce.describe_plan(spec, jobs, args.preset, devices))
+        if cluster is not None:
+            from vadlab.reproduce.cluster import groups
+
+            todo = [j for j in jobs if j.status not in ("finished", "with source")]
+            print(f"  --executor {cluster.executor}: {len(groups(todo))} job(s), one per run folder (a run, then the "
+                  f"rows re-scored from it), each {cluster.gpus} GPU(s), {cluster.time_min} min"
+                  + (f", partition {cluster.partition}" if cluster.partition else ""))
         return 0
     try:
         reproduce.reproduce(args.table, preset=args.preset, data=args.data, runs=args.runs, out=args.out, seeds=seeds,
-                            devices=devices, progress=not args.quiet)
+                            devices=devices, progress=not args.quiet, cluster=cluster)
     except Interrupted as exc:  # the finished runs are kept; the stopped one resumes from its checkpoint
         print(f"vadlab: {exc}\nresume with the same command: vadlab {shlex.join(sys.argv[1:])}", file=sys.stderr)
         return exc.exit_status
@@ -564,6 +580,16 @@ def _add_reproduce(sub) -> None:
     p.add_argument("--out", default="reports", help="the reports folder")
     p.add_argument("--seeds", help="comma-separated seeds (default: the spec's)")
     p.add_argument("--devices", help="one worker per device: CUDA indices (0,1) or cpu (cpu,cpu: the cores shared)")
+    c = p.add_argument_group("cluster (submitit; pip install 'vadlab[cluster]')")
+    c.add_argument("--executor", choices=["slurm", "local"],
+                   help="one job per run, through submitit: slurm, or local (submitit's local executor: subprocesses "
+                        "of this machine); a preempted or timed-out job is requeued and resumes from its checkpoint")
+    c.add_argument("--partition", help="Slurm partition")
+    c.add_argument("--gpus", type=int, default=0, help="GPUs per job (default 0)")
+    c.add_argument("--time", type=int, default=240, help="time limit per job, minutes (default 240)")
+    c.add_argument("--mem", type=int, help="memory per job, GB (default: the partition's)")
+    c.add_argument("--cpus", type=int, help="CPU cores per job (default: the partition's)")
+    c.add_argument("--max-jobs", type=int, help="jobs submitted at once (default: all on slurm, 1 on local)")
     p.add_argument("--dry-run", action="store_true", help="list the runs (new / to resume / finished / to re-score) "
                                                           "and a time estimate; run nothing")
     p.add_argument("--list", action="store_true", help="name every spec with its title")

@@ -248,18 +248,29 @@ class Interrupts:
     after the first signal, so a second one acts as it did before (Ctrl-C twice: stop at once)."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    # the innermost block open in the main thread, so another signal's handler can ask it to stop (`request`)
+    active: Interrupts | None = None
 
     def __init__(self):
         self.signum: int | None = None
         self._previous: dict = {}
+        self._outer: Interrupts | None = None
 
     def __enter__(self) -> Interrupts:
         if threading.current_thread() is threading.main_thread():
             self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+            self._outer, Interrupts.active = Interrupts.active, self
         return self
 
     def __exit__(self, *exc) -> None:
         self._restore()
+        if Interrupts.active is self:
+            Interrupts.active = self._outer
+
+    def request(self, signum: int) -> None:
+        """Stop after the current step as if `signum` had come (e.g. a cluster job's preemption notice, SIGUSR2,
+        which `vadlab.reproduce.cluster` forwards here)."""
+        self._handle(signum, None)
 
     def _handle(self, signum, frame) -> None:
         self.signum = signum

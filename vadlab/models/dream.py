@@ -61,6 +61,8 @@ Choices where the paper is silent (each tested in tests/test_dream.py):
   frames; the heads (conv3x3 stride 2-IN-ReLU-conv3x3, L2 norm) read the last hidden state, so the query map is
   1/8 of the frame as in the U-Net; the generator is ConvT(4C -> w2, stride 2)-IN-ReLU, then MLEP's decoder (two
   stride-2 ConvT3x3 to w1, w0 with IN-ReLU, conv7x7 to the channels, tanh). No skips. Not tuned to Table I's count.
+  Without gradients (scoring) the encoder shares the frames of consecutive clips (`ConvLSTMEncoder._forward_shared`,
+  ours: the same function, less arithmetic).
 """
 
 from __future__ import annotations
@@ -206,6 +208,8 @@ class ConvLSTMEncoder(nn.Module):
         self.cell = ConvLSTMCell(w2, w2)
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled():  # scoring: the same function, less work (`_forward_shared`)
+            return self._forward_shared(clip)
         b, t, ch, height, width = clip.shape
         feats = self.frame(clip.reshape(b * t, ch, height, width))  # (B*T, w2, H/4, W/4)
         feats = feats.reshape(b, t, *feats.shape[1:])
@@ -213,6 +217,35 @@ class ConvLSTMEncoder(nn.Module):
         for step in range(t):
             h, c = self.cell(feats[:, step], (h, c))
         return h  # (B, w2, H/4, W/4)
+
+    def _forward_shared(self, clip: torch.Tensor) -> torch.Tensor:
+        """`forward` without gradients, equal up to float rounding, with less arithmetic (ours, not MLEP's; the
+        weights and what they compute are the same). A scoring batch holds consecutive clips of one video, clip k+1
+        being clip k shifted by one frame: each frame is encoded once (B + T - 1 frames, not B x T); the input half
+        of the gates' convolution (`gates` acts on [x, h], a sum of a convolution of x and one of h) runs once per
+        frame too, and the hidden half is skipped at the first step, where h is zero. The per-frame encoder's
+        InstanceNorm normalises each frame on its own, so sharing a frame between clips changes nothing."""
+        b, t, ch, height, width = clip.shape
+        if b > 1 and t > 1 and torch.equal(clip[1:, :-1], clip[:-1, 1:]):  # a sliding window over one video
+            frames = torch.cat([clip[0], clip[1:, -1]])  # (B + T - 1, C, H, W)
+            where = torch.arange(b, device=clip.device)[:, None] + torch.arange(t, device=clip.device)  # (B, T)
+        else:
+            frames = clip.reshape(b * t, ch, height, width)
+            where = torch.arange(b * t, device=clip.device).reshape(b, t)
+        feats = self.frame(frames)  # (F, w2, H/4, W/4)
+        hidden, weight, bias = self.cell.hidden, self.cell.gates.weight, self.cell.gates.bias
+        cin = weight.shape[1] - hidden
+        from_x = F.conv2d(feats, weight[:, :cin], bias, padding=1)  # (F, 4 hidden, h, w)
+        c = torch.zeros(b, hidden, *feats.shape[-2:], dtype=feats.dtype, device=feats.device)
+        h = c
+        for step in range(t):
+            gates = from_x[where[:, step]]
+            if step > 0:
+                gates = gates + F.conv2d(h, weight[:, cin:], None, padding=1)
+            i, f, o, g = gates.chunk(4, dim=1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+        return h
 
 
 class ConvLSTMDecoder(nn.Module):

@@ -74,10 +74,15 @@ def _derive_splits(spec: Spec, root: Path, runs: Path) -> None:
 def reproduce(table: str | os.PathLike, *, preset: str = "cpu", data: str | os.PathLike | None = None,
               runs: str | os.PathLike = "runs/reproduce", out: str | os.PathLike = "reports",
               seeds: list[int] | None = None, devices: list[str] | None = None, progress: bool = True,
-              log=None) -> dict:
+              log=None, cluster=None) -> dict:
     """Run every missing run of a spec (see the module docstring), then write `out/<spec>/table.md`, `table.csv`,
     `table.png` and `provenance.json`. `devices`: CUDA device indices ("0", "1") or "cpu", one worker process each;
-    None: one run at a time in this process. Returns {"spec", "jobs", "rows"} (rows as in `summarise`)."""
+    `cluster` (`cluster.ClusterOptions`): one submitit job per run on Slurm or submitit's local executor (see
+    `vadlab.reproduce.cluster`); neither: one run at a time in this process. Returns {"spec", "jobs", "rows"} (rows
+    as in `summarise`)."""
+    if devices and cluster is not None:
+        raise ConfigError("--devices and --executor: give one (--devices shares this machine's devices, --executor "
+                          "submits each run as a cluster job)")
     from vadlab.progress import tqdm
 
     log = log or tqdm.write  # messages above the progress bars, not through them
@@ -91,7 +96,11 @@ def reproduce(table: str | os.PathLike, *, preset: str = "cpu", data: str | os.P
         if job.status == "finished":
             log(f"{job.name}: finished, reused ({job.metrics_file})")
     bar = tqdm(total=len(todo), desc=f"reproduce {spec.name}", unit="run", disable=not progress or not todo)
-    if devices:
+    if cluster is not None and todo:
+        from vadlab.reproduce.cluster import jobs_folder, run_jobs
+
+        run_jobs(todo, preset, cluster, jobs_folder(runs, spec.name), spec.name, bar, log)
+    elif devices:
         _run_pool(todo, devices, preset, bar, log)
     else:
         for job in todo:

@@ -1,0 +1,63 @@
+"""The benchmark scripts' functions run (on `smoke` shapes): never a timing, only that they measure what they say."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import pytest
+from conftest import REPO
+
+from vadlab.data.clips import frame_size
+from vadlab.data.layout import load_layout
+from vadlab.registry import get_config, list_methods
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def roofline():
+    return _load("bench_roofline")
+
+
+def test_the_machine_peaks_are_measured_at_the_thread_count(roofline):
+    import torch
+
+    peaks = roofline.machine_peaks(n=128, conv_shape=(1, 8, 16, 16), warmup=0, reps=1)
+    assert peaks["threads"] == torch.get_num_threads()
+    assert peaks["matmul_flops_per_s"] > 0 and peaks["conv_flops_per_s"] > 0
+
+
+@pytest.mark.parametrize("name", sorted(set(list_methods()) - {"toy_dual"}))
+def test_the_roofline_measures_every_method_on_batches_of_its_preset(roofline, name, tiny_synthetic):
+    layout = load_layout(tiny_synthetic)
+    rows = roofline.measure(name, "smoke", layout, warmup=0, reps=1)
+    config = get_config(name, "smoke")
+    stages = 1 + (name == "std" and 0 < config.pretrain_epochs < config.epochs)  # STD: pretrain, then alternate
+    assert [r["method"] for r in rows] == ([f"std ({s})" for s in ("pretrain", "alternate")[2 - stages:]]
+                                           if name == "std" else [name])
+    for row in rows:
+        batch = row["batch"]
+        assert batch[-3:] == [config.channels, *frame_size(config.image_size)]
+        assert batch[0] == config.batch_size
+        assert row["step_flops"] > row["score_flops_per_frame"] > 0
+        for key in ("step_seconds", "achieved_flops_per_s", "loader_seconds", "score_model_seconds_per_frame"):
+            assert math.isfinite(row[key]) and row[key] > 0, key
+    text = roofline.table(rows, {"threads": 1, "matmul_n": 8, "conv_input": [1], "matmul_flops_per_s": 1e9,
+                                 "conv_flops_per_s": 1e9})
+    assert all(f"| {row['method']} |" in text for row in rows)
+
+
+def test_the_roofline_profiles_a_step_in_channels_last(roofline, tiny_synthetic):
+    rows = roofline.measure("mnad_recon", "smoke", load_layout(tiny_synthetic), warmup=0, reps=1, top_ops=4,
+                            channels_last=True)
+    ops = rows[0]["top_ops"]
+    assert rows[0]["channels_last"] and 1 <= len(ops) <= 4
+    assert all(o["ms_per_step"] > 0 for o in ops) and sum(o["share"] for o in ops) <= 1 + 1e-9
+    assert [o["share"] for o in ops] == sorted((o["share"] for o in ops), reverse=True)
+    assert "Slowest ops of a step" in roofline.ops_table(rows) and roofline.ops_table([]) == ""
