@@ -19,6 +19,8 @@ browser's redraw come on top (`tools/screenshot_explorer.py` measures a step in 
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import time
 from collections import OrderedDict
@@ -36,6 +38,8 @@ from vadlab.errors import ConfigError
 from vadlab.eval.scores import fuse
 
 MAX_SIDE = 192  # frames wider or taller than this are shown subsampled (a slider step stays a small message)
+PANELS = ("frame", "output", "error", "map")  # the image panels of a run's row, left to right
+COLOURS = {"frame": None, "output": None, "error": "Inferno", "map": "Inferno"}  # None: grey
 
 
 @dataclass
@@ -208,12 +212,41 @@ def _sub(a: np.ndarray | None, step: int) -> np.ndarray | None:
     return None if a is None else a[..., ::step, ::step]
 
 
-def _panel(a: np.ndarray, step: int, scale: float) -> np.ndarray:
-    """What a heatmap panel is sent: subsampled, NaN (an unscored frame) as 0, rounded to 3 significant digits of
-    its colour scale. plotly sends 2-D arrays as JSON numbers: a float32 written in full takes about 19 characters,
-    a rounded one 5 or 6, so a slider step sends about a third of the bytes."""
-    decimals = int(max(2, 3 - np.floor(np.log10(max(scale, 1e-12)))))
-    return np.round(np.nan_to_num(_sub(a, step).astype(np.float64), nan=0.0), decimals)
+@lru_cache(maxsize=4)
+def _lut(colorscale: str) -> np.ndarray:
+    """(256, 3) uint8: plotly's named colour scale sampled at 256 levels (what a heatmap of it would show)."""
+    from plotly.colors import sample_colorscale, unlabel_rgb
+
+    return np.array([unlabel_rgb(c) for c in sample_colorscale(colorscale, np.linspace(0, 1, 256))],
+                    dtype=np.float64).round().astype(np.uint8)
+
+
+def _levels(a: np.ndarray, step: int, scale: float) -> np.ndarray:
+    """(h, w) uint8: a panel subsampled by `step`, divided by its colour `scale`, clipped to [0, 1] and quantised to
+    256 levels (NaN, an unscored frame, as 0)."""
+    v = np.nan_to_num(_sub(a, step).astype(np.float32) / np.float32(max(scale, 1e-12)), nan=0.0)
+    return np.round(np.clip(v, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def _panel(a: np.ndarray, step: int, scale: float, colorscale: str | None = None) -> str:
+    """What a panel is sent: a PNG data URI of the panel at 256 levels of its colour scale (grey when
+    `colorscale` is None, else that plotly colour scale). A slider step sends four small PNGs (a few kB each at
+    128x128) that the browser shows as they are, where a heatmap's values went as JSON numbers and plotly.js
+    redrew (and PNG-encoded) every heatmap of the figure in the browser on every step."""
+    from PIL import Image
+
+    levels = _levels(a, step, scale)
+    image = Image.fromarray(levels if colorscale is None else _lut(colorscale)[levels])
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def decode_panel(uri: str) -> np.ndarray:
+    """The pixels of a panel's data URI (`_panel`): (h, w) uint8 grey or (h, w, 3) uint8 RGB."""
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
 
 
 class Explorer:
@@ -238,6 +271,7 @@ class Explorer:
         self._cache: OrderedDict[tuple[int, str], VideoMaps] = OrderedDict()
         self._cache_size = cache_videos
         self.step_ms: list[float] = []  # time of every frame update, ms
+        self._shown_shape: dict[int, tuple[int, int]] = {}  # (h, w) of the panels shown, per run (hover -> query)
         self.query: tuple[int, int] = (0, 0)  # (row, column) of the query under the mouse, as a fraction grid cell
         self._query_frac = (0.5, 0.5)  # the mouse position as a fraction of the frame (y, x)
         names = [v.name for v in self.layout.testing]
@@ -296,10 +330,9 @@ class Explorer:
         self._traces: list[dict[str, int]] = []
         for r in range(n):
             idx = {}
-            for c, (name, scale) in enumerate((("frame", "gray"), ("output", "gray"), ("error", "Inferno"),
-                                               ("map", "Inferno"))):
-                fig.add_trace(go.Heatmap(z=[[0]], colorscale=scale, showscale=False, name=name,
-                                         hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra></extra>"),
+            for c, name in enumerate(PANELS):
+                fig.add_trace(go.Image(source=_panel(np.zeros((1, 1)), 1, 1.0), name=name,
+                                       hovertemplate="x %{x}, y %{y}<extra>" + name + "</extra>"),
                               row=r + 1, col=c + 1)
                 idx[name] = len(fig.data) - 1
                 fig.update_yaxes(autorange="reversed", scaleanchor=f"x{(r * 5 + c + 1) if r or c else ''}",
@@ -346,7 +379,7 @@ class Explorer:
         def callback(trace, points, state) -> None:
             if not points.xs:
                 return
-            h, w = np.asarray(trace.z).shape[-2:]
+            h, w = self._shown_shape.get(run_index, (1, 1))
             self.hover_at((float(points.ys[0]) + 0.5) / max(h, 1), (float(points.xs[0]) + 0.5) / max(w, 1))
 
         return callback
@@ -410,13 +443,13 @@ class Explorer:
                 step = max(1, int(np.ceil(max(h, w) / MAX_SIDE)))
                 if not weights_only:
                     d = self.figure.data
-                    scale = self._scales[r]
-                    d[idx["frame"]].update(z=_panel(m.frames[t], step, 1.0), zmin=0, zmax=1)
-                    d[idx["output"]].update(z=_panel(m.output[t], step, 1.0), zmin=0, zmax=1)
-                    d[idx["error"]].update(z=_panel(m.error[t], step, scale["error"]), zmin=0, zmax=scale["error"])
-                    amap = m.anomaly_map[t] if m.anomaly_map is not None else np.zeros((1, 1))
-                    d[idx["map"]].update(z=_panel(amap, step if m.anomaly_map is not None else 1, scale["map"]),
-                                         zmin=0, zmax=scale["map"])
+                    scale = {"frame": 1.0, "output": 1.0, **self._scales[r]}
+                    panels = {"frame": m.frames[t], "output": m.output[t], "error": m.error[t],
+                              "map": m.anomaly_map[t] if m.anomaly_map is not None else np.zeros((1, 1))}
+                    for name, a in panels.items():
+                        own = name != "map" or m.anomaly_map is not None  # else the 1x1 placeholder
+                        d[idx[name]].source = _panel(a, step if own else 1, scale[name], COLOURS[name])
+                    self._shown_shape[r] = tuple(_sub(m.frames[t], step).shape)
                 self._show_weights(r, m, t, step)
             marker = self.figure.data[self._marker_trace]
             marker.x = [t] * len(maps)
