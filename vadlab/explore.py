@@ -339,7 +339,7 @@ class Explorer:
                                  showticklabels=False, row=r + 1, col=c + 1)
                 fig.update_xaxes(showticklabels=False, row=r + 1, col=c + 1)
             fig.add_trace(go.Scatter(x=[0], y=[0], mode="markers", name="query", showlegend=False, hoverinfo="skip",
-                                     marker={"symbol": "square-open", "size": 12, "color": "#56B4E9",
+                                     marker={"symbol": "square-open", "size": 12, "color": "#00E5FF",
                                              "line": {"width": 2}}), row=r + 1, col=1)
             idx["query"] = len(fig.data) - 1
             fig.add_trace(go.Bar(x=[0], y=[0], name="weights", showlegend=False,
