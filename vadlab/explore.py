@@ -411,7 +411,7 @@ class Explorer:
         self.frame = widgets.IntSlider(value=0, min=0, max=1, description="frame", continuous_update=True,
                                        layout=widgets.Layout(width="520px"))
         self.play = widgets.Play(value=0, min=0, max=1, step=1, interval=150, description="play")
-        widgets.link((self.play, "value"), (self.frame, "value"))
+        self._play_link = widgets.jslink((self.play, "value"), (self.frame, "value"))  # in the browser: no kernel trip
         space_names = sorted({s for _, m in self.runs for s in self._space_names(m)})
         self.space = widgets.Dropdown(options=space_names or ["(no memory)"], description="memory",
                                       disabled=not space_names)
@@ -535,8 +535,8 @@ class Explorer:
         return gy * grid[1] + gx, (gy, gx)
 
     def show_frame(self, t: int, *, weights_only: bool = False) -> None:
-        """Show frame `t` of the current video in every panel (the slider's callback). The status line is set
-        last, after every panel, bar chart and the curve's frame line were sent."""
+        """Show frame `t` of the current video in every panel (the slider's callback). The status line is set after
+        every panel and bar chart was sent; the frame line on the score curves moves after it."""
         t0 = time.perf_counter()
         video = self.video.value
         maps = [self.maps(r, video) for r in range(len(self.runs))]
@@ -552,10 +552,6 @@ class Explorer:
                     own = name != "map" or m.anomaly_map is not None  # else the 1x1 placeholder
                     self.panels[r][name].value = _png(a, step if own else 1, scale[name], COLOURS[name])
             self._show_weights(r, m, t)
-        if not weights_only:
-            line = self.figure.layout.shapes[0]
-            with self.figure.batch_update():
-                line.x0 = line.x1 = t
         ms = (time.perf_counter() - t0) * 1000
         if not weights_only:
             self.step_ms.append(ms)
@@ -564,6 +560,10 @@ class Explorer:
         self.status.value = (f"<b>frame {t}</b> ({'anomalous' if labels[t] else 'normal'} in the ground truth); "
                              f"score: {scores}; kernel time of this step {ms:.1f} ms (the browser's redraw adds to "
                              f"it)<br>{getattr(self, '_video_note', '')}")
+        if not weights_only:  # after the status: the curve's frame line is a plotly relayout (tens of ms in the
+            line = self.figure.layout.shapes[0]  # browser), which the panels and the status need not wait for
+            with self.figure.batch_update():
+                line.x0 = line.x1 = t
 
     def _show_weights(self, r: int, m: VideoMaps, t: int) -> None:
         bars, frame = self.bars[r], self.panels[r]["frame"]
