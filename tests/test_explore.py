@@ -45,6 +45,33 @@ def _points(trace_index: int, x: float, y: float) -> Points:
     return Points(point_inds=[0], xs=[x], ys=[y], trace_name="", trace_index=trace_index)
 
 
+def _shown(panel, scale: float = 1.0, colorscale: str | None = None) -> np.ndarray:
+    """The values a panel shows, read back from its PNG: grey levels, or the nearest colour of the colour scale
+    (every level of a plotly sequential scale is a distinct colour), times the panel's colour scale."""
+    pixels = explore.decode_panel(panel.value).astype(np.int64)
+    if colorscale is not None:
+        lut = explore._lut(colorscale).astype(np.int64)  # (256, 3)
+        pixels = ((pixels[..., None, :] - lut) ** 2).sum(-1).argmin(-1)  # (h, w) level
+    return pixels / 255.0 * scale
+
+
+def _expected(a: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    return np.clip(np.nan_to_num(a, nan=0.0), 0.0, scale)
+
+
+def test_panel_png_round_trip():
+    """A panel is sent as a PNG of 256 levels of its scale: grey or a colour scale, NaN as 0, clipped at the scale."""
+    a = np.array([[0.0, 0.25, np.nan], [0.5, 2.0, 1.0]], np.float32)
+    grey = explore.decode_panel(explore._png(a, 1, 1.0))
+    assert grey.shape == (2, 3) and grey.dtype == np.uint8
+    np.testing.assert_array_equal(grey, [[0, 64, 0], [128, 255, 255]])
+    rgb = explore.decode_panel(explore._png(a, 1, 2.0, "Inferno"))
+    lut = explore._lut("Inferno")
+    assert rgb.shape == (2, 3, 3) and len({tuple(c) for c in lut}) == 256
+    np.testing.assert_array_equal(rgb, lut[[[0, 32, 0], [64, 255, 128]]])
+    assert explore.decode_panel(explore._png(np.zeros((10, 7)), 2, 1.0)).shape == (5, 4)  # subsampled
+
+
 def test_explorer_two_runs_slider_hover_click_video(smoke_run, tiny_synthetic):
     ex = explore.Explorer(smoke_run("mnad_pred"), tiny_synthetic, compare=smoke_run("toy_dual"), device="cpu")
     fig = ex.figure
@@ -53,45 +80,47 @@ def test_explorer_two_runs_slider_hover_click_video(smoke_run, tiny_synthetic):
     assert len(ex._curve_traces) == 2 and [fig.data[i].name for i in ex._curve_traces] == ["mnad_pred", "toy_dual"]
 
     t = int(np.flatnonzero(ma.scored & mb.scored)[2])
-    ex.frame.value = t  # the slider (panels are sent rounded to 3 significant digits of their colour scale)
-    np.testing.assert_allclose(fig.data[ex._traces[0]["frame"]].z, ma.frames[t], atol=5e-3)
-    err_scale = fig.data[ex._traces[0]["error"]].zmax
-    np.testing.assert_allclose(fig.data[ex._traces[0]["error"]].z, ma.error[t], atol=5e-3 * err_scale)
+    ex.frame.value = t  # the slider (panels are sent as PNGs of 256 levels of their colour scale)
+    tol = 0.51 / 255
+    np.testing.assert_allclose(_shown(ex.panels[0]["frame"]), ma.frames[t], atol=tol)
+    err_scale = ex._scales[0]["error"]
     assert err_scale == pytest.approx(np.percentile(ma.error[np.isfinite(ma.error)], 99.5))  # fixed per video
-    np.testing.assert_allclose(fig.data[ex._traces[0]["map"]].z, ma.anomaly_map[t],
-                               atol=5e-3 * fig.data[ex._traces[0]["map"]].zmax)
-    np.testing.assert_allclose(fig.data[ex._traces[1]["output"]].z, mb.output[t], atol=5e-3)
-    assert list(fig.data[ex._marker_trace].x) == [t, t]
-    np.testing.assert_allclose(fig.data[ex._marker_trace].y, [ma.score[t], mb.score[t]])
+    np.testing.assert_allclose(_shown(ex.panels[0]["error"], err_scale, "Inferno"),
+                               _expected(ma.error[t], err_scale), atol=tol * err_scale)
+    map_scale = ex._scales[0]["map"]
+    np.testing.assert_allclose(_shown(ex.panels[0]["map"], map_scale, "Inferno"),
+                               _expected(ma.anomaly_map[t], map_scale), atol=tol * map_scale)
+    np.testing.assert_allclose(_shown(ex.panels[1]["output"]), mb.output[t], atol=tol)
+    assert fig.layout.shapes[0].x0 == fig.layout.shapes[0].x1 == t  # the frame line on the score curves
+    assert f"frame {t}</b>" in ex.status.value and f"{ma.score[t]:.3f}" in ex.status.value
     np.testing.assert_allclose(np.asarray(fig.data[ex._curve_traces[1]].y, float), mb.score, equal_nan=True)
     assert np.array_equal(np.asarray(fig.data[ex._gt_trace].y) > 0, ma.labels > 0)  # ground truth shaded
 
     # the mouse over the bottom-left corner of run 1's frame: the weights of the query there, in both rows
     h, w = ma.frames.shape[1:]
-    fig.data[ex._traces[0]["frame"]]._dispatch_on_hover(_points(ex._traces[0]["frame"], 0, h - 1), None)
+    ex.panels[0]["frame"].hover = [(h - 0.5) / h, 0.5 / w]  # what the browser sends: fractions of the image
     space = ma.spaces["memory"]
     gh, gw = space.grid
-    np.testing.assert_allclose(fig.data[ex._traces[0]["weights"]].y, space.values[t, (gh - 1) * gw].astype(np.float32))
-    assert fig.data[ex._traces[0]["query"]].y[0] > fig.data[ex._traces[0]["query"]].x[0]  # marker bottom-left
+    np.testing.assert_allclose(ex.bars[0].values, space.values[t, (gh - 1) * gw].astype(np.float32))
+    assert ex.panels[0]["frame"].box == [(gh - 1) / gh, 0.0, 1.0, 1 / gw]  # the query outlined, bottom-left
     other = mb.spaces[ex.space.value] if ex.space.value in mb.spaces else next(iter(mb.spaces.values()))
     ogh, ogw = other.grid
     corner = (ogh - 1) * ogw
-    np.testing.assert_allclose(fig.data[ex._traces[1]["weights"]].y, other.values[t, corner].astype(np.float32))
+    np.testing.assert_allclose(ex.bars[1].values, other.values[t, corner].astype(np.float32))
     ex.space.value = "normality"  # the space chooser: run 2 shows its normality memory, run 1 its only one
-    np.testing.assert_allclose(fig.data[ex._traces[1]["weights"]].y,
+    np.testing.assert_allclose(ex.bars[1].values,
                                mb.spaces["normality"].values[t, corner].astype(np.float32))
 
     # clicking the score curve jumps to that frame; the weights follow the frame for the same query
     t2 = int(np.flatnonzero(ma.scored)[-1])
     fig.data[ex._curve_traces[1]]._dispatch_on_click(_points(ex._curve_traces[1], t2, 0.5), None)
-    assert ex.frame.value == t2 and list(fig.data[ex._marker_trace].x) == [t2, t2]
-    np.testing.assert_allclose(fig.data[ex._traces[0]["frame"]].z, ma.frames[t2], atol=5e-3)
-    np.testing.assert_allclose(fig.data[ex._traces[0]["weights"]].y,
+    assert ex.frame.value == t2 and fig.layout.shapes[0].x0 == t2
+    np.testing.assert_allclose(_shown(ex.panels[0]["frame"]), ma.frames[t2], atol=0.51 / 255)
+    np.testing.assert_allclose(ex.bars[0].values,
                                space.values[t2, (gh - 1) * gw].astype(np.float32))
 
-    # play drives the slider
-    ex.play.value = t
-    assert ex.frame.value == t
+    # play drives the slider, linked in the browser (no kernel trip per step)
+    assert (ex._play_link.source, ex._play_link.target) == ((ex.play, "value"), (ex.frame, "value"))
 
     # another video: curves, ground truth and slider range follow
     second = next(v for v in ex.video.options if v != video)
@@ -116,8 +145,8 @@ def test_explorer_method_without_memory(tiny_synthetic, tmp_path):
     t = int(np.flatnonzero(m.scored)[1])
     ex.frame.value = t
     ex.hover_at(0.5, 0.5)
-    assert len(ex.figure.data[ex._traces[0]["weights"]].y) == 0
-    np.testing.assert_allclose(ex.figure.data[ex._traces[0]["output"]].z, m.output[t], atol=5e-3)
+    assert ex.bars[0].values == [] and ex.panels[0]["frame"].box == []
+    np.testing.assert_allclose(_shown(ex.panels[0]["output"]), m.output[t], atol=0.51 / 255)
 
 
 def test_error_map_figure_most_and_least_anomalous(smoke_run, tiny_synthetic, tmp_path):

@@ -132,7 +132,69 @@ def test_the_catalogue_of_built_in_methods_matches_the_registry():
     live registry's; after changing a built-in method, `python -m vadlab.registry` rewrites it."""
     import json
 
-    from vadlab.registry import CATALOGUE, builtin_catalogue, catalogue, list_methods
+    from vadlab.registry import CATALOGUE, builtin_catalogue, catalogue, list_methods, source_hash
 
-    assert json.loads(CATALOGUE.read_text()) == builtin_catalogue()
+    assert json.loads(CATALOGUE.read_text()) == {"source_sha256": source_hash(), "methods": builtin_catalogue()}
     assert set(catalogue()) == set(list_methods())  # the plugins ($VADLAB_PLUGINS) too
+
+
+def _package_copy(tmp_path):
+    """The method files `source_hash` reads, copied to tmp_path/vadlab (what a checkout after an edit would hold)."""
+    import shutil
+
+    from vadlab import registry
+
+    root = tmp_path / "vadlab"
+    shutil.copytree(registry.PACKAGE / "models", root / "models", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(registry.PACKAGE / "registration.py", root / "registration.py")
+    return root
+
+
+def test_the_catalogue_is_read_while_its_hash_matches_the_method_files(tmp_path, monkeypatch):
+    """A catalogue written from the method files now in the package is what `catalogue` and `check_name` answer
+    from: a marked description in it comes back, and a method it lists (but no method file registers) is known."""
+    import json
+
+    from vadlab import registry
+
+    root = _package_copy(tmp_path)
+    monkeypatch.setattr(registry, "PACKAGE", root)
+    assert registry.source_hash(root) == registry.source_hash()  # a copy hashes as the package it came from
+    methods = registry.builtin_catalogue()
+    methods["mnad_pred"] = {**methods["mnad_pred"], "description": "read from the file"}
+    methods["ghost"] = {"presets": ["smoke"], "ablations": [], "description": "only in the file"}
+    path = tmp_path / "methods.json"
+    path.write_text(json.dumps({"source_sha256": registry.source_hash(root), "methods": methods}))
+    monkeypatch.setattr(registry, "CATALOGUE", path)
+    found = registry.catalogue()
+    assert found["ghost"]["description"] == "only in the file"
+    registry.check_name("ghost", "smoke")  # no error: the file is trusted while it matches
+
+
+def test_a_stale_catalogue_falls_back_to_the_methods_themselves(tmp_path, monkeypatch):
+    """After a method file changes (here a comment appended to a copy of mnad.py) and before anyone reruns
+    `python -m vadlab.registry`, `catalogue` answers from the imported methods, not from the old file; so does a
+    catalogue that is missing, unreadable or in the old format without a hash."""
+    import json
+
+    from vadlab import registry
+
+    root = _package_copy(tmp_path)
+    monkeypatch.setattr(registry, "PACKAGE", root)
+    methods = {"ghost": {"presets": ["smoke"], "ablations": [], "description": "only in the file"}}
+    path = tmp_path / "methods.json"
+    path.write_text(json.dumps({"source_sha256": registry.source_hash(root), "methods": methods}))
+    monkeypatch.setattr(registry, "CATALOGUE", path)
+    assert "ghost" in registry.catalogue()  # matching: read
+    with open(root / "models" / "mnad.py", "ab") as f:
+        f.write(b"\n# an edit\n")
+    live = registry.builtin_catalogue()
+    for text in (path.read_text(), json.dumps(methods), "{not json", None):  # stale, no hash, broken, missing
+        if text is None:
+            path.unlink()
+        else:
+            path.write_text(text)
+        found = registry.catalogue()
+        assert "ghost" not in found and all(found[name] == entry for name, entry in live.items())
+        with pytest.raises(ConfigError, match="unknown method 'ghost'"):
+            registry.check_name("ghost")

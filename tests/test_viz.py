@@ -153,6 +153,24 @@ def test_export_every_saved_figure_png_300dpi_and_pdf(tmp_path, monkeypatch):
     assert (tmp_path / "export" / "00_curve.pdf").read_bytes()[:5] == b"%PDF-"
 
 
+def test_registered_colours_read_apart():
+    """Every registered method's colour (the built-in ones and the test plugin) and the baseline's grey are at least
+    `viz._ALIKE` apart in RGB, the distance under which `label_colours` takes two line colours for one (issue 26:
+    maam's #D55E00 and mnad_recon's former #DE8F05 were 0.20 apart)."""
+    from itertools import combinations
+
+    from vadlab import registration
+    from vadlab.registry import list_methods
+
+    list_methods()
+    registered = {name: spec.colour for name, spec in registration._REGISTRY.items() if spec.colour}
+    assert {"maam", "mnad_recon", "mnad_pred"} <= set(registered)
+    colours = registered | {"frame_difference": viz.BASELINE_COLOUR}
+    close = [(a, b, round(viz._rgb_distance(colours[a], colours[b]), 2)) for a, b in combinations(sorted(colours), 2)
+             if viz._rgb_distance(colours[a], colours[b]) < viz._ALIKE]
+    assert close == []
+
+
 def test_any_set_of_labels_gets_distinct_colours():
     """Two runs of one method, or user labels whose hashes land on neighbouring oranges, get colours apart; a
     registered method keeps its own colour beside them."""

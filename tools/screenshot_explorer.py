@@ -135,7 +135,7 @@ def main(argv=None) -> int:
                 page.wait_for_function(f"document.querySelectorAll('.widget-html-content')[0].innerText"
                                        f".includes('frame {start} (')", timeout=30_000)
                 time.sleep(1.5)
-                box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+                box = page.locator("img.vadlab-panel").first.bounding_box()  # the first run's frame
                 page.mouse.move(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.55)
                 time.sleep(2.5)
                 page.screenshot(path=str(out), full_page=True)

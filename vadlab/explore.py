@@ -1,5 +1,5 @@
-"""The interactive explorer (ipywidgets + plotly `FigureWidget`) and the per-video maps it and the error-map
-figures share.
+"""The interactive explorer (ipywidgets, small anywidget views and a plotly `FigureWidget`) and the per-video maps
+it and the error-map figures share.
 
 `video_maps(method, video)` runs a trained method once over a test video, in frame order as the evaluation does
 (`begin_scoring`, `reset_test_state`, `score_batch`, so a test-time memory update happens as in `vadlab evaluate`),
@@ -10,15 +10,20 @@ query (or, for a space without weights, the query's distance to each item). A sl
 
 `Explorer(run, data, compare=other_run)` shows, for a chosen test video and frame: the frame, the output, the error
 map, the anomaly map and the matching weights of the query under the mouse, per run, in rows; below them the score
-curve of each run with the ground truth shaded and a marker at the frame; clicking the curve jumps to that frame; a
+curve of each run with the ground truth shaded and a line at the frame; clicking the curve jumps to that frame; a
 play button steps through the video. Each video's maps are computed once and cached (a few videos are kept).
-`Explorer.step_ms` holds the kernel's time of every slider step (the callback, from the new value to the updated
-figure model); the status line shows it as kernel time. What a person waits is longer: the widget messages and the
-browser's redraw come on top (`tools/screenshot_explorer.py` measures a step in the browser, key press to status).
+The image panels and the weights are small anywidget views (a PNG each, a few SVG bars); the score curves are a
+plotly figure drawn once per video, where a step only moves the frame line. (With every panel a plotly heatmap, a
+step recomputed and redrew the whole figure in the browser: about 350 ms of a person's wait for 10-18 ms of kernel
+time, issue 26.) `Explorer.step_ms` holds the kernel's time of every slider step (the callback, from the new value to
+the last widget update sent); the status line shows it as kernel time. What a person waits is longer: the widget
+messages and the browser's redraw come on top (`tools/screenshot_explorer.py` measures a step in the browser, key
+press to status line, which the kernel sets after every panel).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from collections import OrderedDict
@@ -36,6 +41,9 @@ from vadlab.errors import ConfigError
 from vadlab.eval.scores import fuse
 
 MAX_SIDE = 192  # frames wider or taller than this are shown subsampled (a slider step stays a small message)
+PANELS = ("frame", "output", "error", "map")  # the image panels of a run's row, left to right
+COLOURS = {"frame": None, "output": None, "error": "Inferno", "map": "Inferno"}  # None: grey
+PANEL_PX = 200  # width of an image panel on the page (pixels drawn as blocks when the frame is smaller)
 
 
 @dataclass
@@ -208,12 +216,169 @@ def _sub(a: np.ndarray | None, step: int) -> np.ndarray | None:
     return None if a is None else a[..., ::step, ::step]
 
 
-def _panel(a: np.ndarray, step: int, scale: float) -> np.ndarray:
-    """What a heatmap panel is sent: subsampled, NaN (an unscored frame) as 0, rounded to 3 significant digits of
-    its colour scale. plotly sends 2-D arrays as JSON numbers: a float32 written in full takes about 19 characters,
-    a rounded one 5 or 6, so a slider step sends about a third of the bytes."""
-    decimals = int(max(2, 3 - np.floor(np.log10(max(scale, 1e-12)))))
-    return np.round(np.nan_to_num(_sub(a, step).astype(np.float64), nan=0.0), decimals)
+@lru_cache(maxsize=4)
+def _lut(colorscale: str) -> np.ndarray:
+    """(256, 3) uint8: plotly's named colour scale sampled at 256 levels (what a heatmap of it would show)."""
+    from plotly.colors import sample_colorscale, unlabel_rgb
+
+    return np.array([unlabel_rgb(c) for c in sample_colorscale(colorscale, np.linspace(0, 1, 256))],
+                    dtype=np.float64).round().astype(np.uint8)
+
+
+def _levels(a: np.ndarray, step: int, scale: float) -> np.ndarray:
+    """(h, w) uint8: a panel subsampled by `step`, divided by its colour `scale`, clipped to [0, 1] and quantised to
+    256 levels (NaN, an unscored frame, as 0)."""
+    v = np.nan_to_num(_sub(a, step).astype(np.float32) / np.float32(max(scale, 1e-12)), nan=0.0)
+    return np.round(np.clip(v, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def _png(a: np.ndarray, step: int, scale: float, colorscale: str | None = None) -> bytes:
+    """What a panel is sent: the PNG of the panel at 256 levels of its colour scale (grey when `colorscale` is None,
+    else that plotly colour scale), a few kB at 128x128, sent as a binary message that the browser shows as it is.
+    (Heatmap traces sent their values as JSON numbers, and plotly.js recomputed and redrew the whole figure in the
+    browser on every step: most of a step's time.)"""
+    from PIL import Image
+
+    levels = _levels(a, step, scale)
+    buf = io.BytesIO()
+    Image.fromarray(levels if colorscale is None else _lut(colorscale)[levels]).save(buf, format="PNG",
+                                                                                     compress_level=1)
+    return buf.getvalue()
+
+
+def decode_panel(png: bytes) -> np.ndarray:
+    """The pixels of a panel (`_png`): (h, w) uint8 grey or (h, w, 3) uint8 RGB."""
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)))
+
+
+# The browser side of the explorer's panels (anywidget modules): an image panel that shows PNG bytes, outlines the
+# query under the mouse and reports the mouse position, and a bar chart of one query's matching weights. A slider
+# step swaps an <img> source and a few SVG bars, where a plotly figure would be recomputed and redrawn whole.
+_PANEL_JS = """
+function render({ model, el }) {
+  const caption = document.createElement("div");
+  caption.className = "vadlab-caption";
+  const box = document.createElement("div");
+  box.style.position = "relative";
+  const img = document.createElement("img");
+  img.className = "vadlab-panel";
+  img.style.imageRendering = "pixelated";
+  img.style.display = "block";
+  const mark = document.createElement("div");
+  mark.style.cssText = "position:absolute;border:2px solid #00E5FF;pointer-events:none;box-sizing:border-box";
+  box.append(img, mark);
+  el.append(caption, box);
+  let url = null;
+  const show = () => {
+    const v = model.get("value");
+    if (!v || !v.byteLength) return;
+    const old = url;
+    url = URL.createObjectURL(new Blob([v], { type: "image/png" }));
+    img.src = url;
+    if (old) URL.revokeObjectURL(old);
+  };
+  const size = () => { img.style.width = model.get("width") + "px"; };
+  const title = () => { caption.textContent = model.get("title"); };
+  const query = () => {
+    const b = model.get("box");
+    mark.style.display = b.length === 4 ? "block" : "none";
+    if (b.length === 4) {
+      mark.style.top = 100 * b[0] + "%"; mark.style.left = 100 * b[1] + "%";
+      mark.style.height = 100 * (b[2] - b[0]) + "%"; mark.style.width = 100 * (b[3] - b[1]) + "%";
+    }
+  };
+  let last = 0, timer = null, pending = null;
+  const send = () => {
+    timer = null; last = performance.now();
+    model.set("hover", pending); model.save_changes();
+  };
+  img.addEventListener("mousemove", (e) => {
+    const r = img.getBoundingClientRect();
+    pending = [(e.clientY - r.top) / r.height, (e.clientX - r.left) / r.width];
+    if (timer === null) timer = setTimeout(send, Math.max(0, 40 - (performance.now() - last)));
+  });
+  model.on("change:value", show); model.on("change:width", size); model.on("change:title", title);
+  model.on("change:box", query);
+  show(); size(); title(); query();
+}
+export default { render };
+"""
+
+_BARS_JS = """
+function render({ model, el }) {
+  const NS = "http://www.w3.org/2000/svg";
+  const W = 230, H = 200, L = 40, R = 6, T = 20, B = 30;
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("width", W); svg.setAttribute("height", H);
+  svg.style.font = "11px sans-serif";
+  el.append(svg);
+  const add = (tag, attrs, text) => {
+    const node = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    svg.append(node);
+    return node;
+  };
+  const draw = () => {
+    svg.replaceChildren();
+    const values = model.get("values"), colours = model.get("colours"), top = model.get("ymax") || 1;
+    const pw = W - L - R, ph = H - T - B, n = Math.max(values.length, 1), bw = pw / n;
+    add("text", { x: L, y: 13 }, model.get("title"));
+    values.forEach((v, i) => {
+      const h = Math.max(0, Math.min(1, v / top)) * ph;
+      const bar = add("rect", { x: L + i * bw + 0.1 * bw, y: T + ph - h, width: Math.max(0.8 * bw, 1), height: h,
+                                fill: colours[i % colours.length] || "#0173B2" });
+      const tip = document.createElementNS(NS, "title");
+      tip.textContent = "item " + i + ": " + Number(v).toFixed(3);
+      bar.append(tip);
+    });
+    add("line", { x1: L, y1: T + ph, x2: L + pw, y2: T + ph, stroke: "#444" });
+    add("line", { x1: L, y1: T, x2: L, y2: T + ph, stroke: "#444" });
+    for (const f of [0, 0.5, 1]) {
+      add("text", { x: L - 3, y: T + ph - f * ph + 4, "text-anchor": "end" }, (f * top).toPrecision(2));
+    }
+    add("text", { x: L + pw / 2, y: H - 6, "text-anchor": "middle" }, "memory item (" + values.length + ")");
+    add("text", { x: 10, y: T + ph / 2, "text-anchor": "middle",
+                  transform: "rotate(-90 10 " + (T + ph / 2) + ")" }, model.get("label"));
+  };
+  for (const k of ["values", "colours", "ymax", "label", "title"]) model.on("change:" + k, draw);
+  draw();
+}
+export default { render };
+"""
+
+
+@lru_cache(maxsize=1)
+def _widget_classes():
+    """(Panel, Bars): the anywidget classes of the explorer's panels (made on first use: anywidget and traitlets
+    are imported only by an explorer)."""
+    import anywidget
+    import traitlets
+
+    class Panel(anywidget.AnyWidget):
+        """An image panel: `value` PNG bytes, `title` above it, `width` in px, `box` the query outline [y0, x0, y1,
+        x1] as fractions of the image ([] for none); `hover` [y, x] is where the mouse is, set by the browser."""
+
+        _esm = _PANEL_JS
+        value = traitlets.Bytes(b"").tag(sync=True)
+        title = traitlets.Unicode("").tag(sync=True)
+        width = traitlets.Int(200).tag(sync=True)
+        box = traitlets.List([]).tag(sync=True)
+        hover = traitlets.List([]).tag(sync=True)
+
+    class Bars(anywidget.AnyWidget):
+        """A bar chart of one query's matching weights (or distances): `values`, `colours` per item, `ymax`."""
+
+        _esm = _BARS_JS
+        values = traitlets.List([]).tag(sync=True)
+        colours = traitlets.List([]).tag(sync=True)
+        ymax = traitlets.Float(1.0).tag(sync=True)
+        label = traitlets.Unicode("matching probability").tag(sync=True)
+        title = traitlets.Unicode("query under the mouse").tag(sync=True)
+
+    return Panel, Bars
 
 
 class Explorer:
@@ -246,17 +411,31 @@ class Explorer:
         self.frame = widgets.IntSlider(value=0, min=0, max=1, description="frame", continuous_update=True,
                                        layout=widgets.Layout(width="520px"))
         self.play = widgets.Play(value=0, min=0, max=1, step=1, interval=150, description="play")
-        widgets.link((self.play, "value"), (self.frame, "value"))
+        self._play_link = widgets.jslink((self.play, "value"), (self.frame, "value"))  # in the browser: no kernel trip
         space_names = sorted({s for _, m in self.runs for s in self._space_names(m)})
         self.space = widgets.Dropdown(options=space_names or ["(no memory)"], description="memory",
                                       disabled=not space_names)
         self.status = widgets.HTML()
         self.figure = self._build_figure()
+        Panel, Bars = _widget_classes()
+        self.panels: list[dict[str, object]] = []  # per run: {"frame", "output", "error", "map": Panel}
+        self.bars: list[object] = []  # per run: the Bars of the query under the mouse
+        rows = []
+        for label, _ in self.runs:
+            titles = {"frame": f"{label}: frame", "output": "prediction / reconstruction",
+                      "error": "squared error", "map": "anomaly map"}
+            panels = {name: Panel(title=titles[name], width=PANEL_PX) for name in PANELS}
+            for panel in panels.values():
+                panel.observe(lambda change: self.hover_at(*change["new"]) if len(change["new"]) == 2 else None,
+                              names="hover")
+            self.panels.append(panels)
+            self.bars.append(Bars())
+            rows.append(widgets.HBox([*panels.values(), self.bars[-1]]))
         self.video.observe(lambda change: self.show_video(change["new"]), names="value")
         self.frame.observe(lambda change: self.show_frame(change["new"]), names="value")
         self.space.observe(lambda change: self.show_frame(self.frame.value), names="value")
         controls = widgets.HBox([self.video, self.play, self.frame, self.space])
-        self.widget = widgets.VBox([controls, self.figure, self.status])
+        self.widget = widgets.VBox([controls, *rows, self.figure, self.status])
         self.show_video(first)
 
     # --- data ----------------------------------------------------------------------------------------------------
@@ -279,77 +458,34 @@ class Explorer:
 
     # --- figure --------------------------------------------------------------------------------------------------
     def _build_figure(self):
+        """The score curves of every run (plotly: zoom, hover, click to jump), drawn once per video; the frame
+        shown is a layout line, which plotly.js redraws alone (no recomputation of the figure) on a slider step."""
         import plotly.graph_objects as go
-        from plotly.subplots import make_subplots
 
         from vadlab.viz import GT_COLOUR, method_colour
 
-        n = len(self.runs)
-        titles = []
-        for label, _ in self.runs:
-            titles += [f"{label}: frame", "prediction / reconstruction", "squared error", "anomaly map",
-                       "query under the mouse"]
-        titles.append("anomaly score (per-video min-max); click to jump to a frame")
-        specs = [[{}, {}, {}, {}, {}] for _ in range(n)] + [[{"colspan": 5}, None, None, None, None]]
-        fig = make_subplots(rows=n + 1, cols=5, specs=specs, subplot_titles=titles, horizontal_spacing=0.03,
-                            vertical_spacing=0.1, row_heights=[1.0] * n + [0.8])
-        self._traces: list[dict[str, int]] = []
-        for r in range(n):
-            idx = {}
-            for c, (name, scale) in enumerate((("frame", "gray"), ("output", "gray"), ("error", "Inferno"),
-                                               ("map", "Inferno"))):
-                fig.add_trace(go.Heatmap(z=[[0]], colorscale=scale, showscale=False, name=name,
-                                         hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra></extra>"),
-                              row=r + 1, col=c + 1)
-                idx[name] = len(fig.data) - 1
-                fig.update_yaxes(autorange="reversed", scaleanchor=f"x{(r * 5 + c + 1) if r or c else ''}",
-                                 showticklabels=False, row=r + 1, col=c + 1)
-                fig.update_xaxes(showticklabels=False, row=r + 1, col=c + 1)
-            fig.add_trace(go.Scatter(x=[0], y=[0], mode="markers", name="query", showlegend=False, hoverinfo="skip",
-                                     marker={"symbol": "square-open", "size": 12, "color": "#56B4E9",
-                                             "line": {"width": 2}}), row=r + 1, col=1)
-            idx["query"] = len(fig.data) - 1
-            fig.add_trace(go.Bar(x=[0], y=[0], name="weights", showlegend=False,
-                                 hovertemplate="item %{x}: %{y:.3f}<extra></extra>"), row=r + 1, col=5)
-            idx["weights"] = len(fig.data) - 1
-            fig.update_xaxes(title_text="memory item", title_font_size=10, row=r + 1, col=5)
-            fig.update_yaxes(title_text="matching weight", title_font_size=10, title_standoff=2, row=r + 1, col=5)
-            self._traces.append(idx)
-        # the score curves, the ground truth and the frame marker
+        fig = go.Figure()
         fig.add_trace(go.Scatter(x=[0], y=[0], fill="tozeroy", mode="lines", line={"width": 0, "shape": "hvh"},
-                                 fillcolor=GT_COLOUR, opacity=0.55, name="ground truth anomaly", hoverinfo="skip"),
-                      row=n + 1, col=1)
+                                 fillcolor=GT_COLOUR, opacity=0.55, name="ground truth anomaly", hoverinfo="skip"))
         self._gt_trace = len(fig.data) - 1
         self._curve_traces = []
         for label, _ in self.runs:
             fig.add_trace(go.Scatter(x=[0], y=[0], mode="lines+markers", name=label,
                                      line={"color": method_colour(label), "width": 1.6}, marker={"size": 3},
-                                     hovertemplate="frame %{x}: %{y:.3f}<extra>" + label + "</extra>"),
-                          row=n + 1, col=1)
+                                     hovertemplate="frame %{x}: %{y:.3f}<extra>" + label + "</extra>"))
             self._curve_traces.append(len(fig.data) - 1)
-        fig.add_trace(go.Scatter(x=[0] * n, y=[0] * n, mode="markers", name="this frame", hoverinfo="skip",
-                                 marker={"size": 11, "color": "black", "symbol": "diamond"}), row=n + 1, col=1)
-        self._marker_trace = len(fig.data) - 1
-        fig.update_xaxes(title_text="frame (index in the video)", row=n + 1, col=1)
-        fig.update_yaxes(title_text="score (0-1)", range=[-0.05, 1.05], row=n + 1, col=1)
-        fig.update_layout(height=300 * n + 280, width=1100, margin={"l": 40, "r": 20, "t": 50, "b": 40},
-                          legend={"orientation": "h", "y": -0.12}, hovermode="closest", font={"size": 11})
+        fig.add_shape(type="line", xref="x", yref="paper", x0=0, x1=0, y0=0, y1=1, name="this frame",
+                      line={"color": "black", "width": 1.5, "dash": "dot"})
+        fig.update_xaxes(title_text="frame (index in the video)")
+        fig.update_yaxes(title_text="score (0-1)", range=[-0.05, 1.05])
+        fig.update_layout(title={"text": "anomaly score (per-video min-max); dotted line: the frame shown; click a "
+                                         "curve to jump to a frame", "font": {"size": 12}},
+                          height=300, width=1100, margin={"l": 50, "r": 20, "t": 40, "b": 40},
+                          legend={"orientation": "h", "y": -0.25}, hovermode="closest", font={"size": 11})
         widget = go.FigureWidget(fig)
-        for r, idx in enumerate(self._traces):
-            for name in ("frame", "error", "output", "map"):
-                widget.data[idx[name]].on_hover(self._on_hover(r))
         for t in self._curve_traces + [self._gt_trace]:
             widget.data[t].on_click(self._on_curve_click)
         return widget
-
-    def _on_hover(self, run_index: int):
-        def callback(trace, points, state) -> None:
-            if not points.xs:
-                return
-            h, w = np.asarray(trace.z).shape[-2:]
-            self.hover_at((float(points.ys[0]) + 0.5) / max(h, 1), (float(points.xs[0]) + 0.5) / max(w, 1))
-
-        return callback
 
     def _on_curve_click(self, trace, points, state) -> None:
         if points.xs:
@@ -367,7 +503,7 @@ class Explorer:
             gt.x, gt.y = np.arange(n), labels * 1.05
             for t, m in zip(self._curve_traces, maps):
                 self.figure.data[t].x, self.figure.data[t].y = np.arange(n), np.nan_to_num(m.score, nan=np.nan)
-            self.figure.layout[f"xaxis{len(self.runs) * 5 + 1}"].range = [-0.5, n - 0.5]
+            self.figure.layout.xaxis.range = [-0.5, n - 0.5]
         self._scales = []
         for m in maps:  # one colour scale per video and map, fixed while scrubbing
             scale = {}
@@ -399,28 +535,23 @@ class Explorer:
         return gy * grid[1] + gx, (gy, gx)
 
     def show_frame(self, t: int, *, weights_only: bool = False) -> None:
-        """Show frame `t` of the current video in every panel (the slider's callback)."""
+        """Show frame `t` of the current video in every panel (the slider's callback). The status line is set after
+        every panel and bar chart was sent; the frame line on the score curves moves after it."""
         t0 = time.perf_counter()
         video = self.video.value
         maps = [self.maps(r, video) for r in range(len(self.runs))]
         t = int(min(max(t, 0), len(maps[0].frames) - 1))
-        with self.figure.batch_update():
-            for r, (m, idx) in enumerate(zip(maps, self._traces)):
-                h, w = m.frames.shape[1:]
-                step = max(1, int(np.ceil(max(h, w) / MAX_SIDE)))
-                if not weights_only:
-                    d = self.figure.data
-                    scale = self._scales[r]
-                    d[idx["frame"]].update(z=_panel(m.frames[t], step, 1.0), zmin=0, zmax=1)
-                    d[idx["output"]].update(z=_panel(m.output[t], step, 1.0), zmin=0, zmax=1)
-                    d[idx["error"]].update(z=_panel(m.error[t], step, scale["error"]), zmin=0, zmax=scale["error"])
-                    amap = m.anomaly_map[t] if m.anomaly_map is not None else np.zeros((1, 1))
-                    d[idx["map"]].update(z=_panel(amap, step if m.anomaly_map is not None else 1, scale["map"]),
-                                         zmin=0, zmax=scale["map"])
-                self._show_weights(r, m, t, step)
-            marker = self.figure.data[self._marker_trace]
-            marker.x = [t] * len(maps)
-            marker.y = [float(m.score[t]) if np.isfinite(m.score[t]) else 0.0 for m in maps]
+        for r, m in enumerate(maps):
+            h, w = m.frames.shape[1:]
+            step = max(1, int(np.ceil(max(h, w) / MAX_SIDE)))
+            if not weights_only:
+                scale = {"frame": 1.0, "output": 1.0, **self._scales[r]}
+                shown = {"frame": m.frames[t], "output": m.output[t], "error": m.error[t],
+                         "map": m.anomaly_map[t] if m.anomaly_map is not None else np.zeros((1, 1))}
+                for name, a in shown.items():
+                    own = name != "map" or m.anomaly_map is not None  # else the 1x1 placeholder
+                    self.panels[r][name].value = _png(a, step if own else 1, scale[name], COLOURS[name])
+            self._show_weights(r, m, t)
         ms = (time.perf_counter() - t0) * 1000
         if not weights_only:
             self.step_ms.append(ms)
@@ -429,31 +560,31 @@ class Explorer:
         self.status.value = (f"<b>frame {t}</b> ({'anomalous' if labels[t] else 'normal'} in the ground truth); "
                              f"score: {scores}; kernel time of this step {ms:.1f} ms (the browser's redraw adds to "
                              f"it)<br>{getattr(self, '_video_note', '')}")
+        if not weights_only:  # after the status: the curve's frame line is a plotly relayout (tens of ms in the
+            line = self.figure.layout.shapes[0]  # browser), which the panels and the status need not wait for
+            with self.figure.batch_update():
+                line.x0 = line.x1 = t
 
-    def _show_weights(self, r: int, m: VideoMaps, t: int, step: int) -> None:
-        bars = self.figure.data[self._traces[r]["weights"]]
-        query = self.figure.data[self._traces[r]["query"]]
+    def _show_weights(self, r: int, m: VideoMaps, t: int) -> None:
+        bars, frame = self.bars[r], self.panels[r]["frame"]
         # the chosen space, or this run's first when it has no space of that name (two methods side by side)
         space = m.spaces.get(self.space.value) or next(iter(m.spaces.values()), None)
         if space is None:
-            bars.update(x=[], y=[])
-            query.update(x=[], y=[])
+            bars.values, frame.box = [], []
             return
         k, cell = self._query_index(space)
-        values = space.values[t, k].astype(np.float32)  # (M,)
-        colours = _palette(len(values))
-        bars.update(x=np.arange(len(values)), y=np.nan_to_num(values, nan=0.0), marker={"color": colours})
-        if cell is None:  # queries without a place in the frame: no marker
-            query.update(x=[], y=[])
+        values = np.nan_to_num(space.values[t, k].astype(np.float32), nan=0.0)  # (M,)
+        probability = space.kind == "probability"
+        with bars.hold_sync():
+            bars.values = values.tolist()
+            bars.colours = list(_palette(len(values)))
+            bars.ymax = 1.0 if probability else float(max(values.max(initial=0.0), 1e-12))
+            bars.label = "matching probability" if probability else "distance to the item"
+        if cell is None:  # queries without a place in the frame: no outline
+            frame.box = []
         else:
-            h, w = m.frames.shape[1:]
             gh, gw = space.grid or (int(round(space.values.shape[1] ** 0.5)),) * 2
-            query.update(x=[((cell[1] + 0.5) * w / gw - 0.5) / step], y=[((cell[0] + 0.5) * h / gh - 0.5) / step],
-                         marker={"size": max(6, int(300 / gw))})
-        axis = self.figure.layout[f"yaxis{(r * 5 + 5)}"]
-        axis.title.text = "matching probability" if space.kind == "probability" else "distance to the item"
-        if space.kind == "probability":
-            axis.range = [0, 1]
+            frame.box = [cell[0] / gh, cell[1] / gw, (cell[0] + 1) / gh, (cell[1] + 1) / gw]
 
     def _ipython_display_(self):
         from IPython.display import display

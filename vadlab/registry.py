@@ -9,6 +9,7 @@ the pipeline. Methods outside the package
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import json
@@ -23,12 +24,15 @@ from vadlab.registration import _REGISTRY, PRESETS, REPORTED_DATASETS, MethodSpe
 
 __all__ = ["PRESETS", "REPORTED_DATASETS", "MethodSpec", "register_method", "ordered_presets", "list_methods",
            "get_spec", "reported", "ablation_overrides", "get_config", "create_method", "catalogue", "check_name",
-           "write_catalogue"]
+           "source_hash", "write_catalogue"]
 
 # The built-in methods' names, presets, ablations and descriptions, so that `vadlab list` and the errors that come
 # before any work (an unknown method or preset) answer without importing the methods (torch, scikit-learn: seconds).
-# Written from the live registry by `python -m vadlab.registry`; tests/test_registry.py checks it matches.
+# Written from the live registry by `python -m vadlab.registry`, with a hash of the files it was made from
+# (`source_hash`): where they changed since, `catalogue` imports the methods instead (slow but right), so an edited
+# method is never misreported; tests/test_registry.py checks the committed file matches.
 CATALOGUE = Path(__file__).with_name("methods.json")
+PACKAGE = Path(__file__).parent  # the package whose method files `source_hash` reads
 
 
 def _ensure_loaded() -> None:
@@ -70,10 +74,37 @@ def _plugins() -> list[str]:
     return [e for e in (e.strip() for e in os.environ.get("VADLAB_PLUGINS", "").split(",")) if e]
 
 
+def source_hash(package: Path | None = None) -> str:
+    """sha256 over the files a catalogue entry comes from: `models/*.py` and `registration.py` of the package, read
+    as bytes, each with its path (names sorted). A cheap read (tens of kB); no import."""
+    package = Path(package) if package is not None else PACKAGE
+    digest = hashlib.sha256()
+    for path in sorted([*(package / "models").glob("*.py"), package / "registration.py"]):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _stored_catalogue() -> dict[str, dict] | None:
+    """The built-in methods as `methods.json` holds them, or None when it is missing, unreadable, or was written
+    from other method files than the package's now (its `source_sha256` is not `source_hash()`)."""
+    try:
+        stored = json.loads(CATALOGUE.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stored, dict) or stored.get("source_sha256") != source_hash():
+        return None
+    return stored.get("methods")
+
+
 def catalogue() -> dict[str, dict]:
     """{name: {"presets", "ablations", "description"}} of every method, by name: the built-in ones from
-    `methods.json` (no method is imported), the plugins of `$VADLAB_PLUGINS` by importing them."""
-    entries = json.loads(CATALOGUE.read_text())
+    `methods.json` (no method is imported) while its hash matches the method files, else from the methods
+    themselves (imported: seconds, but never a stale answer; `python -m vadlab.registry` rewrites the file); the
+    plugins of `$VADLAB_PLUGINS` by importing them."""
+    entries = _stored_catalogue()
+    if entries is None:
+        entries = builtin_catalogue()
     for entry in _plugins():
         _load_plugin(entry)
     entries.update((name, _entry(spec)) for name, spec in _REGISTRY.items())
@@ -89,8 +120,10 @@ def builtin_catalogue() -> dict[str, dict]:
 
 
 def write_catalogue() -> Path:
-    """Rewrite `methods.json` from the live registry (after adding or changing a built-in method)."""
-    CATALOGUE.write_text(json.dumps(builtin_catalogue(), indent=1) + "\n")
+    """Rewrite `methods.json` from the live registry (after adding or changing a built-in method), with the hash of
+    the method files it was made from."""
+    text = json.dumps({"source_sha256": source_hash(), "methods": builtin_catalogue()}, indent=1) + "\n"
+    CATALOGUE.write_text(text)
     return CATALOGUE
 
 

@@ -225,7 +225,7 @@ PRESETS = {
 # Its facts travel with its registration, as a real method's do (tests/test_methods.py checks that the figures, the
 # reproduce estimate and the reported-numbers table use them): a colour of its own, the seconds per step measured
 # with benchmarks/bench_steps.py, and "reported" numbers that are placeholders, labelled as such (no paper).
-COLOUR = "#56B4E9"
+COLOUR = "#ECE133"
 STEP_SECONDS = {"smoke": (0.43, "benchmarks/bench_steps.py, tiny synthetic preset: 6.4 s for 15 steps, 2 threads, "
                                 "2026-12-06, not quiet (other jobs ran)")}
 REPORTED = {"source": "test fixture: placeholder numbers, toy_dual is no paper's method", "ped2": 0.5}

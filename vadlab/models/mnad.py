@@ -364,7 +364,7 @@ class MNADPred(MNAD):
 
 
 @register_method("mnad_recon", config_cls=MNADConfig, presets=RECON_PRESETS,
-                 description="MNAD-R: memory-guided frame reconstruction (Park et al. 2020)", colour="#DE8F05",
+                 description="MNAD-R: memory-guided frame reconstruction (Park et al. 2020)", colour="#56B4E9",
                  step_seconds={"cpu": (0.15, "issue 15 preset runs: 11-12 s per epoch of ped2-mini's 75 steps, "
                                              "2 threads")},
                  reported={"source": "Park et al. CVPR 2020, Table 1 (Ours-R w/ Mem.)", "ped2": 0.902,
