@@ -152,9 +152,11 @@ if updates:
     sb.glue("test_updated_share", updates["updated_share"])
 if diagnostics:
     sb.glue("position_locked", diagnostics["position_locked"])
+sb.glue("data_root", str(layout.root))
+
+# %%
 if comparison:
     sb.glue("no_memory_micro_auc", comparison[0][2])
-sb.glue("data_root", str(layout.root))
 sb.glue("figures", [f"{out_dir}/loss.png", f"{out_dir}/score_curve.png", f"{out_dir}/error_maps.png",
                     f"{out_dir}/memory_maps.png",
                     f"{out_dir}/video_curves.png"] + ([f"{out_dir}/memory_tsne.png"] if use_memory else [])
