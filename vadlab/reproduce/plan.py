@@ -134,8 +134,7 @@ def _upgraded(key: dict, job: Job) -> dict:
         return key
     cls = get_spec(job.row.method).config_cls
     defaults = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
-    config = {**{k: v for k, v in {**defaults, **cls.legacy_defaults}.items() if k not in key["config"]},
-              **key["config"]}
+    config = {**defaults, **cls.from_saved(key["config"])}  # what loading fills in, the field's default otherwise
     return {**key, "config": json.loads(json.dumps(config, default=str))}
 
 
