@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from conftest import write_random_layout
 
 from vadlab import engine
-from vadlab.analysis.memory import assignment_health, memory_health
+from vadlab.analysis.memory import assignment_health, health_table, memory_health
 from vadlab.models.base import MemorySpace
 from vadlab.registry import create_method
 
@@ -84,6 +84,11 @@ def test_a_smoke_run_writes_memory_health_into_metrics(tmp_path):
     for branch in ("normal", "abnormal"):
         t = health[f"triplets_{branch}"]
         assert t["triplets"] > 0 and 0 <= t["active_share"] <= 1 and t["mean_hinge"] >= 0
+    table = health_table(report)  # what the notebooks show: one row per memory and per triplet branch
+    assert set(table.index) == set(health)
+    assert table.loc["normality", "top item's share"] == round(health["normality"]["top_item_share"], 3)
+    assert table.loc["triplets_normal", "active triplet share"] == round(health["triplets_normal"]["active_share"], 3)
+    assert health_table({}).empty  # a run from before the diagnostic
     # the same numbers straight from the trained model on the same batches
     again = memory_health(engine.load_run(run, "cpu"), method.train_dataset(engine.as_layout(data)),
                           max_batches=engine.MEMORY_HEALTH_BATCHES, seed=0)

@@ -133,6 +133,9 @@ def test_notebook_runs_headless_and_records_metrics(path, method, tiny_synthetic
             assert math.isfinite(value), f"{path.name}: {name} = {value}"
             if "auc" in name:
                 assert 0.0 <= value <= 1.0
+    if path.stem in ("10_train_mnad", "11_train_dream", "12_train_maam"):  # the memory health they show (issue 23)
+        spaces = {k: v for k, v in scraps["memory_health"].items() if not k.startswith("triplets_")}
+        assert spaces and all(1 / h["items"] <= h["top_item_share"] <= 1 for h in spaces.values())
     figures = scraps.get("figures", [])
     assert figures or scraps.get("memory_spaces") == [], f"{path.name}: no figures recorded"  # [] only: no memory
     for fig in figures:

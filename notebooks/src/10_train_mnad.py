@@ -57,6 +57,15 @@ report = engine.evaluate_run(out_dir, layout, device=device)
 viz.metrics_table(report)
 
 # %% [markdown]
+# ## Memory health (vadlab's diagnostic, not the papers'): how the training clips' queries spread over the items
+#
+# The top item's share is 1/M when every item is used alike and 1 when one item takes every query (collapse); the
+# entropy over log M is 1 and 0 there. DREAM adds the share of Eq. 5 triplets still active (a positive loss).
+
+# %%
+analysis.health_table(report)
+
+# %% [markdown]
 # ## Test-time memory updates (Sec. 3.1.2)
 #
 # A test frame whose weighted regular score (Eq. 6-7, the public code's squared-error form on which the paper's
@@ -146,6 +155,7 @@ if use_memory:
 # %%
 for key in ("micro_auc", "macro_auc", "eer", "auc_global_norm", "frames_left_out"):
     sb.glue(key, report[key])
+sb.glue("memory_health", report.get("memory_health", {}))
 sb.glue("baseline_micro_auc", report["baseline_frame_difference"]["micro_auc"])
 sb.glue("final_loss", history[-1]["loss"])
 if updates:

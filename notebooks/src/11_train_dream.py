@@ -55,6 +55,15 @@ report = engine.evaluate_run(run, layout, device=device)
 viz.metrics_table(report)
 
 # %% [markdown]
+# ## Memory health (vadlab's diagnostic, not the papers'): how the training clips' queries spread over the items
+#
+# The top item's share is 1/M when every item is used alike and 1 when one item takes every query (collapse); the
+# entropy over log M is 1 and 0 there. DREAM adds the share of Eq. 5 triplets still active (a positive loss).
+
+# %%
+analysis.health_table(report)
+
+# %% [markdown]
 # ## Table III on the same fold: UNet+Mem, UNet+Disc, UNet+Mem+Disc, DREAM, and the frame-difference baseline
 
 # %%
@@ -97,6 +106,7 @@ viz.plot_fold_curve(timeline, source.video(moved_from).labels, title=f"{backbone
 video_aucs = reports.score_curves([f"{backbone}={run}"], f"{out_dir}/video_curves.png", data=layout)
 for key in ("micro_auc", "macro_auc", "frames_left_out"):
     sb.glue(key, report[key])
+sb.glue("memory_health", report.get("memory_health", {}))
 sb.glue("baseline_micro_auc", report["baseline_frame_difference"]["on_method_frames"]["micro_auc"])
 sb.glue("r_normal", r_stats.get("r_normal", float("nan")))
 sb.glue("table_iii", table)

@@ -29,7 +29,7 @@ out_dir = "runs/maam"
 # %%
 import scrapbook as sb
 
-from vadlab import data, engine, reports, viz
+from vadlab import analysis, data, engine, reports, viz
 from vadlab.analysis import maam
 from vadlab.registry import create_method
 
@@ -52,6 +52,15 @@ history = engine.fit(method, layout, out_dir, seed=seed, device=device, resume=T
 # %%
 report = engine.evaluate_run(out_dir, layout, device=device)
 viz.metrics_table(report)
+
+# %% [markdown]
+# ## Memory health (vadlab's diagnostic, not the papers'): how the training clips' queries spread over the items
+#
+# The top item's share is 1/M when every item is used alike and 1 when one item takes every query (collapse); the
+# entropy over log M is 1 and 0 there. DREAM adds the share of Eq. 5 triplets still active (a positive loss).
+
+# %%
+analysis.health_table(report)
 
 # %% [markdown]
 # ## Branch ablation (Table 5 at the score level): appearance only, motion only, fused; per-video and global min-max
@@ -81,6 +90,7 @@ viz.plot_item_usage(counts, title=f"{len(counts)} items, test split", path=f"{ou
 # %%
 for key in ("micro_auc", "auc_global_norm", "pixel_auc", "items_per_query", "items_per_frame", "frames_left_out"):
     sb.glue(key, report.get(key))
+sb.glue("memory_health", report.get("memory_health", {}))
 sb.glue("baseline_micro_auc", report["baseline_frame_difference"]["on_method_frames"]["micro_auc"])
 sb.glue("branch_aucs", aucs)
 sb.glue("final_loss", history[-1]["loss"])

@@ -1,6 +1,7 @@
 """Generic analysis over any method's hooks: memory-space sampling for t-SNE and matching-probability figures."""
 
 from vadlab.analysis.memory import (
+    health_table,
     heatmap_rows,
     matching_summary,
     memory_space_names,
@@ -8,4 +9,5 @@ from vadlab.analysis.memory import (
     sample_spaces,
 )
 
-__all__ = ["memory_space_names", "sample_memory_space", "sample_spaces", "heatmap_rows", "matching_summary"]
+__all__ = ["health_table", "memory_space_names", "sample_memory_space", "sample_spaces", "heatmap_rows",
+           "matching_summary"]

@@ -187,3 +187,22 @@ def memory_health(method, dataset, *, max_batches: int = 16, seed: int = 0) -> d
         out[f"triplets_{branch}"] = {"triplets": int(len(h)), "active_share": float((h > 0).mean()),
                                      "mean_hinge": float(h.mean())}
     return out
+
+
+def health_table(report: dict):
+    """The memory health of an evaluated run (`report`, what `engine.evaluate_run` returns, or its metrics.json) as
+    a table, one row per memory space (and per discriminator branch for DREAM's triplets): the top item's share
+    (1/M at even use, 1 at collapse), the assignment entropy over log M (1 at even use, 0 at collapse), the items
+    used, and for triplets the share with a positive Eq. 5 loss. Empty for a run without `memory_health` (trained
+    before the diagnostic, or without a memory)."""
+    import pandas as pd  # here, not at the top: the engine imports this module for memory_health
+
+    rows = {}
+    for name, h in report.get("memory_health", {}).items():
+        if name.startswith("triplets_"):
+            rows[name] = {"triplets": h["triplets"], "active triplet share": h["active_share"],
+                          "mean hinge": h["mean_hinge"]}
+        else:
+            rows[name] = {"queries": h["queries"], "items used": f"{h['items_used']} of {h['items']}",
+                          "top item's share": h["top_item_share"], "entropy / log M": h["entropy_normalised"]}
+    return pd.DataFrame.from_dict(rows, orient="index").round(3)
