@@ -443,3 +443,21 @@ def test_the_convlstm_scoring_path_is_the_training_forward(order):
     with torch.no_grad():
         shared = encoder(clips)
     torch.testing.assert_close(shared, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_cpu_preset_takes_eq5_and_the_papers_update_is_one_ablation_away():
+    """issue 23: the `cpu` presets take MNAD's Eq. 5 in DREAM's update (ours, chosen by memory health); the
+    paper's rule is `--ablation update_paper`; the `paper` preset keeps the paper's rule."""
+    for name in ("dream", "dream_convlstm"):
+        assert create_method(name, "cpu").config.update_weights == "mnad_eq5"
+        assert create_method(name, "cpu", ablations=["update_paper"]).config.update_weights == "dream"
+        assert create_method(name, "paper").config.update_weights == "dream"
+    method = create_method("dream", "cpu", ablations=["update_paper"], image_size=32)
+    engine.set_seed(0)
+    method.model = method.build_model()
+    method.train_net = method.model
+    out = method.training_step(_batch(size=32))
+    before = method.model.normality.clone()
+    method.after_optimizer_step(out)
+    want = memory.update(out["_queries_normal"], before, frame_mask=out["_labels"] == 0, max_renorm=False)
+    assert torch.allclose(method.model.normality, want, atol=1e-6)

@@ -48,7 +48,7 @@ Choices where the paper is silent (each tested in tests/test_dream.py):
   score), "disc" = UNet+Disc (one head, no memory, one discriminator on the query map, score =
   PSNR only), "mem_disc" = UNet+Mem+Disc (one head, one memory updated by the queries of both kinds of samples,
   one discriminator on Q_hat), "dual" = DREAM. The single-branch rows have doubled query channels (2C), Sec. IV-D.
-- Against memory collapse (issue 23; vadlab's choices, not the paper's, all off in every preset):
+- Against memory collapse (issue 23; vadlab's choices, not the paper's, off in `paper` and `smoke`):
   `update_weights="mnad_eq5"` (ablation `update_eq5`) divides DREAM's v_km by its max over U_m (MNAD's Eq. 5), so
   the nearest query of every used item moves it with weight 1; `item_init="kmeanspp"` (ablation `items_kmeanspp`)
   seeds the items with k-means (k-means++ seeding) on the untrained network's routed queries of `init_batches`
@@ -56,6 +56,8 @@ Choices where the paper is silent (each tested in tests/test_dream.py):
   features, so Eq. 5's margin beta = 1 has a scale (squared distances of unit vectors lie in [0, 4]);
   `update_assignment="balanced"` (ablation `update_balanced`) takes Eq. 3-4's U_m from a usage-balanced Sinkhorn
   assignment at `balance_temperature` (`memory.update`'s choice 5) instead of the nearest item.
+  The `cpu` preset (and DREAM-ConvLSTM's) takes `update_weights="mnad_eq5"`, chosen from memory health on the
+  training clips (issue 23); `--ablation update_paper` gives the paper's rule back. `paper` and `smoke` keep it.
 - ConvLSTM backbone (`backbone="convlstm"`): MLEP's `cyclegan_convlstm` shape, per frame conv7x7(w0)-IN-ReLU, two
   stride-2 conv3x3 (w1, w2) with IN-ReLU, `res_blocks` residual blocks, a 3x3 ConvLSTM (w2 hidden) over the 4
   frames; the heads (conv3x3 stride 2-IN-ReLU-conv3x3, L2 norm) read the last hidden state, so the query map is
@@ -402,7 +404,8 @@ class DREAM(Method):
     ablations = {"unet_mem": {"variant": "mem", "update_weights": "mnad_eq5"}, "unet_disc": {"variant": "disc"},
                  "unet_mem_disc": {"variant": "mem_disc"},
                  # against memory collapse (issue 23): vadlab's choices, not the paper's
-                 "update_eq5": {"update_weights": "mnad_eq5"}, "items_kmeanspp": {"item_init": "kmeanspp"},
+                 "update_eq5": {"update_weights": "mnad_eq5"}, "update_paper": {"update_weights": "dream"},
+                 "items_kmeanspp": {"item_init": "kmeanspp"},
                  "disc_normalise": {"normalize_features": True}, "update_balanced": {"update_assignment": "balanced"}}
 
     def build_model(self) -> nn.Module:
@@ -625,8 +628,15 @@ _SMOKE = dict(image_size=32, channels=1, widths=(8, 8, 16), convlstm_widths=(8, 
 # cpu preset trains 154-166 s on ped2-mini (9 epochs, issue 15); one DREAM epoch on ped2-mini's 3-fold split (its normal
 # clips and the fold's labelled ones) took 19.3 s and a DREAM-ConvLSTM epoch 47.5 s at 2 threads (README, "Scoring your
 # own video"), so DREAM gets 8 epochs (about 155 s) and DREAM-ConvLSTM 3 (about 143 s).
+# Update rule (issue 23; ours, not the paper's): MNAD's Eq. 5 renormalisation in Eq. 3-4 (`update_weights="mnad_eq5"`).
+# Chosen from the training clips alone (memory_health, ped2-mini fold 0, seed 0): with the paper's rule one item is the
+# nearest of 62 % (P^N) and 87 % (P^A) of the routed queries and every normal-branch triplet sits at the margin; with
+# Eq. 5 the top item takes 26 % and 25 % and 3 % / 0 % of the triplets stay active; the other options (balanced
+# assignment, k-means++ items, normalised features, combinations) left a memory at >= 0.5 or the triplets at the
+# margin (docs/methods/dream.md, "Memories that stay alive"). The paper's rule: `--ablation update_paper`.
 _CPU = dict(image_size=128, channels=1, widths=(16, 32, 64), convlstm_widths=(16, 32, 64), res_blocks=2,
-            feature_dim=64, memory_items=10, batch_size=8, epochs=8, lr=2e-4, loss_form="mean")
+            feature_dim=64, memory_items=10, batch_size=8, epochs=8, lr=2e-4, loss_form="mean",
+            update_weights="mnad_eq5")
 
 PRESETS = {"paper": DREAMConfig(**_PAPER, **_PRED), "cpu": DREAMConfig(**_CPU, **_PRED),
            "smoke": DREAMConfig(**_SMOKE, **_PRED)}
