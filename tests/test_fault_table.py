@@ -395,3 +395,26 @@ def test_still_a_run_in_use_is_refused(trained, tmp_path, capsys):
                                               "started": "now", "command": "vadlab train"}))
     assert main(["evaluate", str(run), "--device", "cpu", "--quiet"]) == 2
     assert "in use" in capsys.readouterr().err
+
+
+# --- tools/fault_table.py: the issue's table as a user meets it ---------------------------------------------------
+def test_fault_table_tool_holds_every_row_of_the_issue_and_picks_the_error_line(monkeypatch):
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "tools" / "fault_table.py"
+    spec = importlib.util.spec_from_file_location("fault_table", path)
+    tool = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "fault_table", tool)  # its dataclass looks itself up there
+    spec.loader.exec_module(tool)
+    cases = [case for case, _ in tool.CASES]
+    rows = ["crafted checkpoint.pt (pickle payload): evaluate", "crafted checkpoint.pt (pickle payload): score",
+            "lr=1e6", "lr=1e15", "lr=1e38", "image_size=4096", "another --seed", "another --data", "MNAD-P",
+            "AVI truncated", "never evaluated", "not a notebook", "--evaluate with a truncated test frame",
+            "--threads 0", "--device cuda", "undecodable training frame", "SIGTERM during a download"]
+    for row in rows:
+        assert any(row in case for case in cases), row
+    out = tool.Outcome(["vadlab", "compare", "g"], 2, "", "vadlab: warning: left out\nvadlab: error: g: none\n", 1.0)
+    assert tool.message(out) == "vadlab: error: g: none"
+    assert tool.message(tool.Outcome([], 1, "", "Traceback (most recent call last):\n  x\nKeyError: 'a'\n", 0.1)) \
+        == "(traceback) KeyError: 'a'"
+    assert "| g | `vadlab compare g` | 2 | vadlab: error: g: none | - |" in tool.table([("g", out)])
