@@ -1,13 +1,13 @@
 """The explorer and the per-video maps behind it and the error-map figures, on real smoke runs of every registered
-method. The widget is driven headlessly: its widgets' values are set, and plotly's own click and hover dispatch
-(what the browser triggers) is called with the points a user would send; then what the figure holds is checked."""
+method. The widget is driven headlessly: its widgets' values are set, and the messages the browser sends (the mouse
+over a panel, a click on the score curves) are handed to the widgets as the browser would; then what they hold is
+checked."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from plotly.callbacks import Points
 
 from vadlab import engine, explore
 from vadlab.data.layout import load_layout
@@ -41,10 +41,6 @@ def test_video_maps_score_is_the_evaluation(method, smoke_run, tiny_synthetic):
                 np.testing.assert_allclose(values.sum(-1), 1.0, atol=5e-3)  # float16 storage
 
 
-def _points(trace_index: int, x: float, y: float) -> Points:
-    return Points(point_inds=[0], xs=[x], ys=[y], trace_name="", trace_index=trace_index)
-
-
 def _shown(panel, scale: float = 1.0, colorscale: str | None = None) -> np.ndarray:
     """The values a panel shows, read back from its PNG: grey levels, or the nearest colour of the colour scale
     (every level of a plotly sequential scale is a distinct colour), times the panel's colour scale."""
@@ -53,6 +49,11 @@ def _shown(panel, scale: float = 1.0, colorscale: str | None = None) -> np.ndarr
         lut = explore._lut(colorscale).astype(np.int64)  # (256, 3)
         pixels = ((pixels[..., None, :] - lut) ** 2).sum(-1).argmin(-1)  # (h, w) level
     return pixels / 255.0 * scale
+
+
+def _curve(curves, i: int) -> np.ndarray:
+    """The scores curve `i` sends to the browser (None, an unscored frame, as NaN)."""
+    return np.array([np.nan if v is None else v for v in curves.curves[i]["y"]], float)
 
 
 def _expected(a: np.ndarray, scale: float = 1.0) -> np.ndarray:
@@ -74,10 +75,10 @@ def test_panel_png_round_trip():
 
 def test_explorer_two_runs_slider_hover_click_video(smoke_run, tiny_synthetic):
     ex = explore.Explorer(smoke_run("mnad_pred"), tiny_synthetic, compare=smoke_run("toy_dual"), device="cpu")
-    fig = ex.figure
+    curves = ex.curves
     video = ex.video.value
     ma, mb = ex.maps(0, video), ex.maps(1, video)
-    assert len(ex._curve_traces) == 2 and [fig.data[i].name for i in ex._curve_traces] == ["mnad_pred", "toy_dual"]
+    assert [c["label"] for c in curves.curves] == ["mnad_pred", "toy_dual"]
 
     t = int(np.flatnonzero(ma.scored & mb.scored)[2])
     ex.frame.value = t  # the slider (panels are sent as PNGs of 256 levels of their colour scale)
@@ -91,10 +92,10 @@ def test_explorer_two_runs_slider_hover_click_video(smoke_run, tiny_synthetic):
     np.testing.assert_allclose(_shown(ex.panels[0]["map"], map_scale, "Inferno"),
                                _expected(ma.anomaly_map[t], map_scale), atol=tol * map_scale)
     np.testing.assert_allclose(_shown(ex.panels[1]["output"]), mb.output[t], atol=tol)
-    assert fig.layout.shapes[0].x0 == fig.layout.shapes[0].x1 == t  # the frame line on the score curves
+    assert curves.frame == t  # the frame line on the score curves
     assert f"frame {t}</b>" in ex.status.value and f"{ma.score[t]:.3f}" in ex.status.value
-    np.testing.assert_allclose(np.asarray(fig.data[ex._curve_traces[1]].y, float), mb.score, equal_nan=True)
-    assert np.array_equal(np.asarray(fig.data[ex._gt_trace].y) > 0, ma.labels > 0)  # ground truth shaded
+    np.testing.assert_allclose(_curve(curves, 1), mb.score, atol=5e-5, equal_nan=True)  # 4 decimals sent
+    assert np.array_equal(np.asarray(curves.truth) > 0, ma.labels > 0)  # ground truth shaded
 
     # the mouse over the bottom-left corner of run 1's frame: the weights of the query there, in both rows
     h, w = ma.frames.shape[1:]
@@ -113,8 +114,8 @@ def test_explorer_two_runs_slider_hover_click_video(smoke_run, tiny_synthetic):
 
     # clicking the score curve jumps to that frame; the weights follow the frame for the same query
     t2 = int(np.flatnonzero(ma.scored)[-1])
-    fig.data[ex._curve_traces[1]]._dispatch_on_click(_points(ex._curve_traces[1], t2, 0.5), None)
-    assert ex.frame.value == t2 and fig.layout.shapes[0].x0 == t2
+    curves._handle_custom_msg({"jump": t2}, [])  # what the browser sends on a click at frame t2
+    assert ex.frame.value == t2 and curves.frame == t2
     np.testing.assert_allclose(_shown(ex.panels[0]["frame"]), ma.frames[t2], atol=0.51 / 255)
     np.testing.assert_allclose(ex.bars[0].values,
                                space.values[t2, (gh - 1) * gw].astype(np.float32))
@@ -126,9 +127,8 @@ def test_explorer_two_runs_slider_hover_click_video(smoke_run, tiny_synthetic):
     second = next(v for v in ex.video.options if v != video)
     ex.video.value = second
     n2 = len(ex.layout.video(second))
-    assert ex.frame.max == n2 - 1 and len(fig.data[ex._curve_traces[0]].y) == n2
-    np.testing.assert_allclose(np.asarray(fig.data[ex._curve_traces[0]].y, float), ex.maps(0, second).score,
-                               equal_nan=True)
+    assert ex.frame.max == n2 - 1 and len(curves.curves[0]["y"]) == n2 and len(curves.truth) == n2
+    np.testing.assert_allclose(_curve(curves, 0), ex.maps(0, second).score, atol=5e-5, equal_nan=True)
     assert all(ms > 0 for ms in ex.step_ms)
     stats = explore.benchmark_steps(ex, 5)
     assert stats["steps"] == 5 and stats["frames"] == n2

@@ -1,5 +1,5 @@
-"""The interactive explorer (ipywidgets, small anywidget views and a plotly `FigureWidget`) and the per-video maps
-it and the error-map figures share.
+"""The interactive explorer (ipywidgets and small anywidget views) and the per-video maps it and the error-map
+figures share.
 
 `video_maps(method, video)` runs a trained method once over a test video, in frame order as the evaluation does
 (`begin_scoring`, `reset_test_state`, `score_batch`, so a test-time memory update happens as in `vadlab evaluate`),
@@ -12,13 +12,15 @@ query (or, for a space without weights, the query's distance to each item). A sl
 map, the anomaly map and the matching weights of the query under the mouse, per run, in rows; below them the score
 curve of each run with the ground truth shaded and a line at the frame; clicking the curve jumps to that frame; a
 play button steps through the video. Each video's maps are computed once and cached (a few videos are kept).
-The image panels and the weights are small anywidget views (a PNG each, a few SVG bars); the score curves are a
-plotly figure drawn once per video, where a step only moves the frame line. (With every panel a plotly heatmap, a
-step recomputed and redrew the whole figure in the browser: about 350 ms of a person's wait for 10-18 ms of kernel
-time, issue 26.) `Explorer.step_ms` holds the kernel's time of every slider step (the callback, from the new value to
-the last widget update sent); the status line shows it as kernel time. What a person waits is longer: the widget
-messages and the browser's redraw come on top (`tools/screenshot_explorer.py` measures a step in the browser, key
-press to status line, which the kernel sets after every panel).
+The image panels, the weights and the score curves are small anywidget views (a PNG each, a few SVG bars, SVG
+curves drawn once per video, where a step only moves the frame line). (With every panel a plotly heatmap, a step
+recomputed and redrew the whole figure in the browser: about 350 ms of a person's wait for 10-18 ms of kernel time;
+with the curves a plotly `FigureWidget`, moving its frame line took 25-40 ms of the browser's main thread and a round
+trip of the figure's deltas to the kernel on every step, issue 26.) `Explorer.step_ms` holds the kernel's time of
+every slider step (the callback, from the new value to the last widget update sent); the status line shows it as
+kernel time. What a person waits is longer: the widget messages and the browser's redraw come on top
+(`tools/screenshot_explorer.py` measures a step in the browser, key press to the status line, which the kernel sets
+after every panel and the curves' frame line; `--trace` shows where the time goes).
 """
 
 from __future__ import annotations
@@ -349,10 +351,110 @@ function render({ model, el }) {
 export default { render };
 """
 
+_CURVES_JS = """
+function render({ model, el }) {
+  const NS = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(NS, "svg");
+  svg.style.font = "11px sans-serif";
+  svg.style.cursor = "crosshair";
+  svg.classList.add("vadlab-curves");
+  el.append(svg);
+  const L = 50, R = 20, T = 30, B = 62;
+  let W = 0, H = 0, n = 1, line = null, hover = null, readout = null;
+  const add = (tag, attrs, parent, text) => {
+    const node = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    (parent || svg).append(node);
+    return node;
+  };
+  const x = (i) => L + (i + 0.5) / n * (W - L - R);  // the x range is [-0.5, n - 0.5]
+  const y = (v) => T + (1.05 - v) / 1.1 * (H - T - B);  // the y range is [-0.05, 1.05]
+  const frameAt = (e) => {
+    const r = svg.getBoundingClientRect();
+    const i = Math.round((e.clientX - r.left - L) / (W - L - R) * n - 0.5);
+    return i >= 0 && i < n ? i : null;
+  };
+  const draw = () => {
+    W = model.get("width"); H = model.get("height");
+    svg.setAttribute("width", W); svg.setAttribute("height", H);
+    svg.replaceChildren();
+    const curves = model.get("curves"), truth = model.get("truth");
+    n = Math.max(truth.length, ...curves.map((c) => c.y.length), 1);
+    const y0 = y(-0.05), y1 = y(1.05), ph = y0 - y1;
+    add("text", { x: L, y: 14, "font-size": 12 }, undefined, model.get("title"));
+    let s = null;  // the ground truth: a shade over every run of anomalous frames
+    for (let i = 0; i <= truth.length; i++) {
+      if (i < truth.length && truth[i]) { if (s === null) s = i; continue; }
+      if (s !== null) {
+        add("rect", { x: x(s - 0.5), y: y(1.05), width: x(i - 0.5) - x(s - 0.5), height: ph,
+                      fill: model.get("truth_colour"), opacity: 0.55 });
+        s = null;
+      }
+    }
+    const step = Math.pow(10, Math.floor(Math.log10(Math.max(n / 6, 1))));
+    const tick = [1, 2, 5, 10].map((f) => f * step).find((d) => n / d <= 8);
+    for (let i = 0; i < n; i += tick) {
+      add("line", { x1: x(i), x2: x(i), y1: y0, y2: y0 + 4, stroke: "#444" });
+      add("text", { x: x(i), y: y0 + 16, "text-anchor": "middle" }, undefined, String(i));
+    }
+    for (const v of [0, 0.25, 0.5, 0.75, 1]) {
+      add("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#eee" });
+      add("text", { x: L - 5, y: y(v) + 4, "text-anchor": "end" }, undefined, v.toFixed(2));
+    }
+    add("rect", { x: L, y: y1, width: W - L - R, height: ph, fill: "none", stroke: "#444" });
+    add("text", { x: L + (W - L - R) / 2, y: y0 + 32, "text-anchor": "middle" }, undefined,
+        "frame (index in the video)");
+    add("text", { x: 12, y: y1 + ph / 2, "text-anchor": "middle", transform: `rotate(-90 12 ${y1 + ph / 2})` },
+        undefined, "score (0-1)");
+    for (const c of curves) {  // a polyline per scored stretch (an unscored frame is null)
+      let pts = [];
+      const flush = () => {
+        if (pts.length) add("polyline", { points: pts.join(" "), fill: "none", stroke: c.colour, "stroke-width": 1.6 });
+        pts = [];
+      };
+      c.y.forEach((v, i) => { if (v === null) flush(); else pts.push(x(i).toFixed(1) + "," + y(v).toFixed(1)); });
+      flush();
+    }
+    let lx = L;  // the legend, under the axis
+    const legend = [[model.get("truth_colour"), "ground truth anomaly", 8],
+                    ...curves.map((c) => [c.colour, c.label, 2])];
+    for (const [colour, label, h] of legend) {
+      add("rect", { x: lx, y: H - 14 - h / 2, width: 18, height: h, fill: colour });
+      add("text", { x: lx + 24, y: H - 10 }, undefined, label);
+      lx += 40 + 6.5 * label.length;  // about 6.5 px a character at 11 px (the view may not be on the page yet)
+    }
+    line = add("line", { y1: y1, y2: y0, stroke: "black", "stroke-width": 1.5, "stroke-dasharray": "3,3" });
+    hover = add("line", { y1: y1, y2: y0, stroke: "#888", "stroke-width": 1, visibility: "hidden" });
+    readout = add("text", { x: W - R, y: 14, "text-anchor": "end" }, undefined, "");
+    move();
+  };
+  const move = () => {
+    const px = x(model.get("frame"));
+    line.setAttribute("x1", px); line.setAttribute("x2", px);
+  };
+  svg.addEventListener("mousemove", (e) => {
+    const i = frameAt(e);
+    hover.setAttribute("visibility", i === null ? "hidden" : "visible");
+    if (i === null) { readout.textContent = ""; return; }
+    hover.setAttribute("x1", x(i)); hover.setAttribute("x2", x(i));
+    readout.textContent = `frame ${i}: ` + model.get("curves").map(
+      (c) => `${c.label} ${c.y[i] === null || c.y[i] === undefined ? "-" : c.y[i].toFixed(3)}`).join(", ")
+      + " (click: show it)";
+  });
+  svg.addEventListener("mouseleave", () => { hover.setAttribute("visibility", "hidden"); readout.textContent = ""; });
+  svg.addEventListener("click", (e) => { const i = frameAt(e); if (i !== null) model.send({ jump: i }); });
+  for (const k of ["curves", "truth", "title", "width", "height"]) model.on("change:" + k, draw);
+  model.on("change:frame", move);
+  draw();
+}
+export default { render };
+"""
+
 
 @lru_cache(maxsize=1)
 def _widget_classes():
-    """(Panel, Bars): the anywidget classes of the explorer's panels (made on first use: anywidget and traitlets
+    """(Panel, Bars, Curves): the anywidget classes of the explorer's panels (made on first use: anywidget and traitlets
     are imported only by an explorer)."""
     import anywidget
     import traitlets
@@ -378,7 +480,21 @@ def _widget_classes():
         label = traitlets.Unicode("matching probability").tag(sync=True)
         title = traitlets.Unicode("query under the mouse").tag(sync=True)
 
-    return Panel, Bars
+    class Curves(anywidget.AnyWidget):
+        """The score curves of a video (SVG): `curves` [{"label", "colour", "y": per frame, None where unscored}],
+        `truth` the ground-truth label per frame (shaded), `frame` the frame line. A click on the plot sends
+        {"jump": frame} (`on_msg`); the mouse over it reads every curve's score at that frame."""
+
+        _esm = _CURVES_JS
+        curves = traitlets.List([]).tag(sync=True)
+        truth = traitlets.List([]).tag(sync=True)
+        frame = traitlets.Int(0).tag(sync=True)
+        title = traitlets.Unicode("").tag(sync=True)
+        truth_colour = traitlets.Unicode("#D9D9D9").tag(sync=True)
+        width = traitlets.Int(1100).tag(sync=True)
+        height = traitlets.Int(300).tag(sync=True)
+
+    return Panel, Bars, Curves
 
 
 class Explorer:
@@ -416,8 +532,8 @@ class Explorer:
         self.space = widgets.Dropdown(options=space_names or ["(no memory)"], description="memory",
                                       disabled=not space_names)
         self.status = widgets.HTML()
-        self.figure = self._build_figure()
-        Panel, Bars = _widget_classes()
+        Panel, Bars, Curves = _widget_classes()
+        self.curves = self._build_curves(Curves)
         self.panels: list[dict[str, object]] = []  # per run: {"frame", "output", "error", "map": Panel}
         self.bars: list[object] = []  # per run: the Bars of the query under the mouse
         rows = []
@@ -435,7 +551,7 @@ class Explorer:
         self.frame.observe(lambda change: self.show_frame(change["new"]), names="value")
         self.space.observe(lambda change: self.show_frame(self.frame.value), names="value")
         controls = widgets.HBox([self.video, self.play, self.frame, self.space])
-        self.widget = widgets.VBox([controls, *rows, self.figure, self.status])
+        self.widget = widgets.VBox([controls, *rows, self.curves, self.status])
         self.show_video(first)
 
     # --- data ----------------------------------------------------------------------------------------------------
@@ -456,40 +572,22 @@ class Explorer:
             self._cache.popitem(last=False)
         return maps
 
-    # --- figure --------------------------------------------------------------------------------------------------
-    def _build_figure(self):
-        """The score curves of every run (plotly: zoom, hover, click to jump), drawn once per video; the frame
-        shown is a layout line, which plotly.js redraws alone (no recomputation of the figure) on a slider step."""
-        import plotly.graph_objects as go
+    # --- score curves --------------------------------------------------------------------------------------------
+    def _build_curves(self, Curves):
+        """The score curves of every run (an SVG view: the mouse reads the scores, a click jumps), drawn once per
+        video; a slider step moves the frame line alone. (As a plotly `FigureWidget`, every step's line was a
+        Plotly.update, 25-40 ms of the browser's main thread before the next paint, and a round trip of the figure's
+        deltas back to the kernel: about half of a step's time in the browser, issue 26.)"""
+        from vadlab.viz import GT_COLOUR
 
-        from vadlab.viz import GT_COLOUR, method_colour
+        curves = Curves(title="anomaly score (per-video min-max); dotted line: the frame shown; click the plot to "
+                              "jump to a frame", truth_colour=GT_COLOUR)
+        curves.on_msg(self._on_curve_msg)
+        return curves
 
-        fig = go.Figure()
-        fig.add_trace(go.Scatter(x=[0], y=[0], fill="tozeroy", mode="lines", line={"width": 0, "shape": "hvh"},
-                                 fillcolor=GT_COLOUR, opacity=0.55, name="ground truth anomaly", hoverinfo="skip"))
-        self._gt_trace = len(fig.data) - 1
-        self._curve_traces = []
-        for label, _ in self.runs:
-            fig.add_trace(go.Scatter(x=[0], y=[0], mode="lines+markers", name=label,
-                                     line={"color": method_colour(label), "width": 1.6}, marker={"size": 3},
-                                     hovertemplate="frame %{x}: %{y:.3f}<extra>" + label + "</extra>"))
-            self._curve_traces.append(len(fig.data) - 1)
-        fig.add_shape(type="line", xref="x", yref="paper", x0=0, x1=0, y0=0, y1=1, name="this frame",
-                      line={"color": "black", "width": 1.5, "dash": "dot"})
-        fig.update_xaxes(title_text="frame (index in the video)")
-        fig.update_yaxes(title_text="score (0-1)", range=[-0.05, 1.05])
-        fig.update_layout(title={"text": "anomaly score (per-video min-max); dotted line: the frame shown; click a "
-                                         "curve to jump to a frame", "font": {"size": 12}},
-                          height=300, width=1100, margin={"l": 50, "r": 20, "t": 40, "b": 40},
-                          legend={"orientation": "h", "y": -0.25}, hovermode="closest", font={"size": 11})
-        widget = go.FigureWidget(fig)
-        for t in self._curve_traces + [self._gt_trace]:
-            widget.data[t].on_click(self._on_curve_click)
-        return widget
-
-    def _on_curve_click(self, trace, points, state) -> None:
-        if points.xs:
-            self.frame.value = int(round(float(points.xs[0])))
+    def _on_curve_msg(self, widget, content, buffers) -> None:
+        if isinstance(content, dict) and "jump" in content:
+            self.frame.value = int(content["jump"])
 
     # --- updates -------------------------------------------------------------------------------------------------
     def show_video(self, name: str) -> None:
@@ -497,13 +595,13 @@ class Explorer:
         t0 = time.perf_counter()
         maps = [self.maps(r, name) for r in range(len(self.runs))]
         n = len(maps[0].frames)
-        labels = maps[0].labels.astype(float)
-        with self.figure.batch_update():
-            gt = self.figure.data[self._gt_trace]
-            gt.x, gt.y = np.arange(n), labels * 1.05
-            for t, m in zip(self._curve_traces, maps):
-                self.figure.data[t].x, self.figure.data[t].y = np.arange(n), np.nan_to_num(m.score, nan=np.nan)
-            self.figure.layout.xaxis.range = [-0.5, n - 0.5]
+        from vadlab.viz import method_colour
+
+        with self.curves.hold_sync():
+            self.curves.truth = [int(v) for v in maps[0].labels]
+            self.curves.curves = [{"label": label, "colour": method_colour(label),
+                                   "y": [None if np.isnan(v) else round(float(v), 4) for v in m.score]}
+                                  for (label, _), m in zip(self.runs, maps)]
         self._scales = []
         for m in maps:  # one colour scale per video and map, fixed while scrubbing
             scale = {}
@@ -535,8 +633,8 @@ class Explorer:
         return gy * grid[1] + gx, (gy, gx)
 
     def show_frame(self, t: int, *, weights_only: bool = False) -> None:
-        """Show frame `t` of the current video in every panel (the slider's callback). The status line is set after
-        every panel and bar chart was sent; the frame line on the score curves moves after it."""
+        """Show frame `t` of the current video in every panel (the slider's callback). The status line is set last,
+        after every panel, bar chart and the frame line on the score curves was sent."""
         t0 = time.perf_counter()
         video = self.video.value
         maps = [self.maps(r, video) for r in range(len(self.runs))]
@@ -552,6 +650,8 @@ class Explorer:
                     own = name != "map" or m.anomaly_map is not None  # else the 1x1 placeholder
                     self.panels[r][name].value = _png(a, step if own else 1, scale[name], COLOURS[name])
             self._show_weights(r, m, t)
+        if not weights_only:
+            self.curves.frame = t
         ms = (time.perf_counter() - t0) * 1000
         if not weights_only:
             self.step_ms.append(ms)
@@ -560,10 +660,6 @@ class Explorer:
         self.status.value = (f"<b>frame {t}</b> ({'anomalous' if labels[t] else 'normal'} in the ground truth); "
                              f"score: {scores}; kernel time of this step {ms:.1f} ms (the browser's redraw adds to "
                              f"it)<br>{getattr(self, '_video_note', '')}")
-        if not weights_only:  # after the status: the curve's frame line is a plotly relayout (tens of ms in the
-            line = self.figure.layout.shapes[0]  # browser), which the panels and the status need not wait for
-            with self.figure.batch_update():
-                line.x0 = line.x1 = t
 
     def _show_weights(self, r: int, m: VideoMaps, t: int) -> None:
         bars, frame = self.bars[r], self.panels[r]["frame"]
