@@ -157,7 +157,8 @@ def test_a_tiny_reproduction_writes_the_table_then_reuses_every_run(tmp_path, ti
     listing = capsys.readouterr().out
     assert "A              seed0          new" in listing and "C              seed0          re-evaluate" in listing
     assert "trainings: 2 new, 0 to resume, 0 to evaluate, 0 finished" in listing
-    assert "no measured step time for mnad_pred at smoke" in listing
+    seconds, source = get_spec("mnad_pred").step_seconds["smoke"]  # the estimate reads the registered step time
+    assert f"mnad_pred at smoke: {seconds} s per step ({source})" in listing
     assert main(_args(file, tiny_synthetic, tmp_path)) == 0
     runs = tmp_path / "runs" / "tiny"
     assert sorted(p.name for p in runs.iterdir()) == ["A", "B"]  # C and D trained nothing

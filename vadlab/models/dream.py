@@ -85,7 +85,7 @@ from vadlab.models.base import MemorySpace, Method
 from vadlab.models.blocks import UNetDecoder, UNetEncoder, conv_bn_relu
 from vadlab.models.mnad import memory_losses as mnad_memory_losses
 from vadlab.models.ops import psnr
-from vadlab.registration import register_method
+from vadlab.registration import DEMO_TIMES, register_method
 
 VARIANTS = ("mem", "disc", "mem_disc", "dual")
 
@@ -650,8 +650,8 @@ CONVLSTM_PRESETS["cpu"] = DREAMConfig(**{**CONVLSTM_PRESETS["cpu"].to_dict(), "e
 @register_method("dream", config_cls=DREAMConfig, presets=PRESETS,
                  description="DREAM-UNet: dual normality/abnormality memory with a few labelled anomalies (Guo et al.)",
                  colour="#029E73",
-                 step_seconds={"cpu": (0.23, "README, Scoring your own video: 19.3 s per epoch of 83 steps on "
-                                             "ped2-mini's 3-fold split, 2 threads")},
+                 step_seconds={"cpu": (0.35, DEMO_TIMES + "47 s per epoch of 134 steps"),
+                               "smoke": (0.025, DEMO_TIMES + "6.8 s per epoch of 267 steps")},
                  reported={"source": "Guo et al. (DREAM), Table II (DREAM-UNet)", "ped2": 0.978, "avenue": 0.912,
                            "shanghaitech": 0.727})
 class DREAMUNet(DREAM):
@@ -661,6 +661,8 @@ class DREAMUNet(DREAM):
 @register_method("dream_convlstm", config_cls=DREAMConfig, presets=CONVLSTM_PRESETS,
                  description="DREAM-ConvLSTM: DREAM with MLEP's ConvLSTM backbone (Guo et al., Sec. IV-B)",
                  colour="#CA9161",
+                 step_seconds={"cpu": (0.93, DEMO_TIMES + "124 s per epoch of 134 steps"),
+                               "smoke": (0.027, DEMO_TIMES + "7.3 s per epoch of 267 steps")},
                  reported={"source": "Guo et al. (DREAM), Table II (DREAM-ConvLSTM)", "ped2": 0.985, "avenue": 0.936,
                            "shanghaitech": 0.795})
 class DREAMConvLSTM(DREAM):

@@ -58,7 +58,7 @@ from vadlab.data.clips import ClipSpec
 from vadlab.errors import ConfigError
 from vadlab.eval.metrics import MetricsError
 from vadlab.models.base import MemorySpace, Method
-from vadlab.registration import register_method
+from vadlab.registration import DEMO_TIMES, register_method
 
 
 @dataclass(frozen=True)
@@ -569,8 +569,7 @@ PRESETS = {"paper": PAPER_PED2, "paper_avenue": PAPER_AVENUE, "paper_shanghaitec
 # update; `vadlab reproduce --dry-run` multiplies them by the steps of the data), the paper's own frame AUCs.
 register_method("maam", config_cls=MAAMConfig, presets=PRESETS,
                 description="MAAM-Net: memory-augmented appearance-motion network (Wang et al. 2023)", colour="#D55E00",
-                # benchmarks/bench_steps.py, 2026-12-02, under the CPU lock but at 1 thread (2 would be faster)
-                step_seconds={"cpu": (0.088, "bench_steps.py: 6.6 s per epoch of 75 steps on ped2-mini, 1 thread, "
-                                             "flow cached")},
+                step_seconds={"cpu": (0.077, DEMO_TIMES + "10.6 s per epoch of 137 steps, flow cached"),
+                              "smoke": (0.013, DEMO_TIMES + "3.5 s per epoch of 273 steps, flow cached")},
                 reported={"source": "Wang et al. Pattern Recognition 2023, Table 2 (Ours)", "ped2": 0.977,
                           "avenue": 0.909, "shanghaitech": 0.713})(MAAM)

@@ -61,7 +61,7 @@ from vadlab.errors import ConfigError
 from vadlab.models.base import MemorySpace, Method
 from vadlab.models.blocks import UNetDecoder, UNetEncoder
 from vadlab.models.ops import psnr
-from vadlab.registration import register_method
+from vadlab.registration import DEMO_TIMES, register_method
 
 
 @dataclass(frozen=True)
@@ -355,8 +355,8 @@ RECON_PRESETS = {
 # update; `vadlab reproduce --dry-run` multiplies them by the steps of the data), the paper's own frame AUCs.
 @register_method("mnad_pred", config_cls=MNADConfig, presets=PRED_PRESETS,
                  description="MNAD-P: memory-guided future frame prediction (Park et al. 2020)", colour="#0173B2",
-                 step_seconds={"cpu": (0.25, "issue 15 preset runs: about 18 s per epoch of ped2-mini's 73 steps, "
-                                             "2 threads")},
+                 step_seconds={"cpu": (0.32, DEMO_TIMES + "43 s per epoch of 134 steps"),
+                               "smoke": (0.011, DEMO_TIMES + "3.0 s per epoch of 267 steps")},
                  reported={"source": "Park et al. CVPR 2020, Table 1 (Ours-P w/ Mem.)", "ped2": 0.970,
                            "avenue": 0.885, "shanghaitech": 0.705})
 class MNADPred(MNAD):
@@ -365,8 +365,8 @@ class MNADPred(MNAD):
 
 @register_method("mnad_recon", config_cls=MNADConfig, presets=RECON_PRESETS,
                  description="MNAD-R: memory-guided frame reconstruction (Park et al. 2020)", colour="#56B4E9",
-                 step_seconds={"cpu": (0.15, "issue 15 preset runs: 11-12 s per epoch of ped2-mini's 75 steps, "
-                                             "2 threads")},
+                 step_seconds={"cpu": (0.185, DEMO_TIMES + "25.5 s per epoch of 138 steps"),
+                               "smoke": (0.0105, DEMO_TIMES + "2.9 s per epoch of 275 steps")},
                  reported={"source": "Park et al. CVPR 2020, Table 1 (Ours-R w/ Mem.)", "ped2": 0.902,
                            "avenue": 0.828, "shanghaitech": 0.698})
 class MNADRecon(MNAD):

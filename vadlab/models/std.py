@@ -99,7 +99,7 @@ from vadlab import memory
 from vadlab.config import MethodConfig, Range, check_multiple
 from vadlab.errors import ConfigError, VadlabWarning
 from vadlab.models.base import MemorySpace, Method
-from vadlab.registration import register_method
+from vadlab.registration import DEMO_TIMES, register_method
 
 STAGES = ("pretrain", "alternate")
 
@@ -696,7 +696,8 @@ PRESETS = {"paper": STDConfig(**_PAPER), "cpu": STDConfig(**_CPU), "smoke": STDC
 register_method("std", config_cls=STDConfig, presets=PRESETS,
                 description="STD: spatio-temporal dissociation, RGB difference, deep K-means (Chang et al. 2021)",
                 colour="#CC78BC",
-                step_seconds={"cpu": (0.10, "README, STD: 6.7-8.1 s per epoch (pretrain, alternate) of ped2-mini's 73 "
-                                            "steps, 2 cores")},
+                step_seconds={"cpu": (0.08, DEMO_TIMES + "10.3-11.5 s per epoch (pretrain, alternate) of 134 "
+                                            "steps"),
+                              "smoke": (0.024, DEMO_TIMES + "6.4 s per epoch of 271 steps")},
                 reported={"source": "Chang et al. Pattern Recognition 2021, Table 1 (STD, K 32, T 5)", "ped2": 0.967,
                           "avenue": 0.871, "shanghaitech": 0.737})(STD)
