@@ -152,3 +152,63 @@ def test_evaluation_reads_the_evaluation_of_the_last_checkpoint(random_layout, t
     again = engine.evaluation(run, random_layout, device="cpu", progress=False)
     assert (run / "metrics.json").stat().st_mtime_ns != stamp and again["micro_auc"] == report["micro_auc"]
     assert report["inference_seconds"] > 0
+
+
+# --- steps_per_epoch: the cpu presets' budget by steps (issue 27) --------------------------------------------------
+def _count_steps(method):
+    calls = []
+    original = method.training_step
+    method.training_step = lambda batch: calls.append(len(batch["input"])) or original(batch)
+    return calls
+
+
+@pytest.mark.parametrize("name", ["mnad_pred", "dream"])
+def test_steps_per_epoch_cuts_each_epoch_to_its_first_steps_of_a_fresh_shuffle(random_layout, tmp_path, name):
+    full = create_method(name, "smoke", epochs=1)
+    steps = len(engine._train_loader(full, full.train_dataset(load_layout(random_layout)), 0, 0,
+                                     _one_process(), True, torch.device("cpu")))
+    assert steps >= 3, "the fixture needs epochs of 3 steps or more"
+    method = create_method(name, "smoke", epochs=2, steps_per_epoch=2)
+    calls = _count_steps(method)
+    engine.fit(method, random_layout, tmp_path / "cut", device="cpu", progress=False)
+    assert len(calls) == 4  # 2 epochs of 2 steps
+    # the two epochs' batches: the first two of each epoch's own shuffle (the uncut loader's)
+    dataset = method.train_dataset(load_layout(random_layout))
+    for epoch in (0, 1):
+        cut = engine._train_loader(method, dataset, epoch, 0, _one_process(), True, torch.device("cpu"))
+        uncut = engine._train_loader(full, dataset, epoch, 0, _one_process(), True, torch.device("cpu"))
+        assert len(cut) == 2 and list(cut.batch_sampler) == list(uncut.batch_sampler)[:2]
+
+
+def test_a_cut_above_the_epoch_trains_bit_for_bit_as_without_one(random_layout, tmp_path):
+    """What keeps ped2-mini and the demo sets training as before: their epochs are shorter than the cpu cut."""
+    engine.fit(create_method("mnad_pred", "smoke", epochs=2), random_layout, tmp_path / "a", device="cpu",
+               progress=False)
+    engine.fit(create_method("mnad_pred", "smoke", epochs=2, steps_per_epoch=10_000), random_layout, tmp_path / "b",
+               device="cpu", progress=False)
+    a, b = checkpoint(tmp_path / "a"), checkpoint(tmp_path / "b")
+    assert_same_tensors(a["model"], b["model"])
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+
+
+def test_the_cpu_presets_budget_is_a_step_count_and_the_estimate_knows_it(random_layout):
+    from vadlab.config import CPU_STEPS_PER_EPOCH
+    from vadlab.registry import get_spec, list_methods
+    from vadlab.reproduce.plan import steps_per_epoch
+
+    builtin = [m for m in list_methods() if get_spec(m).cls.__module__.startswith("vadlab.")]
+    assert {m: get_spec(m).presets["cpu"].steps_per_epoch for m in builtin} == dict.fromkeys(builtin,
+                                                                                           CPU_STEPS_PER_EPOCH)
+    assert all(get_spec(m).presets["paper"].steps_per_epoch == 0 for m in builtin)  # the papers: every clip
+    layout = load_layout(random_layout)
+    cfg = create_method("mnad_pred", "smoke").config
+    uncut = steps_per_epoch("mnad_pred", cfg, layout)
+    assert uncut >= 3
+    assert steps_per_epoch("mnad_pred", create_method("mnad_pred", "smoke", steps_per_epoch=2).config, layout) == 2
+    assert steps_per_epoch("mnad_pred", create_method("mnad_pred", "smoke", steps_per_epoch=99).config, layout) == uncut
+
+
+def _one_process():
+    from vadlab import distributed
+
+    return distributed.Group(0, 1, torch.device("cpu"))

@@ -434,3 +434,18 @@ def test_a_real_training_process_stopped_by_a_signal_resumes_bit_exactly(signal_
     assert resumed.returncode == 0, resumed.stderr
     _assert_same_run(full, out)
     assert np.isfinite([h["loss"] for h in checkpoint(out)["history"]]).all()
+
+
+def test_a_signal_inside_a_cut_epoch_resumes_to_the_same_weights(random_layout, tmp_path):
+    """`steps_per_epoch` (the cpu presets' budget): a stop after step 1 of an epoch cut to 2 steps resumes to the run
+    that never stopped, and the message counts the cut epoch's steps."""
+    full, part = tmp_path / "full", tmp_path / "part"
+    engine.fit(create_method("mnad_pred", "smoke", epochs=2, steps_per_epoch=2), random_layout, full, device="cpu",
+               progress=False)
+    method = create_method("mnad_pred", "smoke", epochs=2, steps_per_epoch=2)
+    _on_step(method, _send(signal.SIGTERM), at=3)
+    with pytest.raises(Interrupted, match="epoch 2 after step 1 of 2"):
+        engine.fit(method, random_layout, part, device="cpu", progress=False)
+    engine.fit(create_method("mnad_pred", "smoke", epochs=2, steps_per_epoch=2), random_layout, part, device="cpu",
+               progress=False, resume=True)
+    _assert_same_run(full, part)

@@ -309,6 +309,20 @@ def _iterate(loader: DataLoader):
     return iter(loader)
 
 
+class _FirstBatches:
+    """The first `n` batches of a batch sampler (`steps_per_epoch`): a fresh shuffle each epoch, cut after `n`, so
+    over the epochs every clip is drawn, and each epoch costs `n` steps whatever the data's size."""
+
+    def __init__(self, batches, n: int):
+        self.batches, self.n = batches, n
+
+    def __iter__(self):
+        return itertools.islice(iter(self.batches), self.n)
+
+    def __len__(self) -> int:
+        return min(len(self.batches), self.n)
+
+
 class _SkipBatches:
     """A batch sampler without its first `skip` batches: their indices are drawn (the order stays the same), their
     data is never loaded."""
@@ -340,6 +354,8 @@ def _train_loader(method, dataset, epoch: int, seed: int, group, drop_last: bool
             generator = torch.Generator().manual_seed(seed * 1000 + epoch)
             sampler = RandomSampler(dataset, generator=generator)
         batches = BatchSampler(sampler, cfg.batch_size, drop_last)
+    if cfg.steps_per_epoch and len(batches) > cfg.steps_per_epoch:  # the budget's cut: the first N of the shuffle
+        batches = _FirstBatches(batches, cfg.steps_per_epoch)
     if skip:
         batches = _SkipBatches(batches, skip)
     return DataLoader(dataset, batch_sampler=batches, generator=generator, **common)

@@ -77,7 +77,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vadlab import memory
-from vadlab.config import MethodConfig, Range, check_multiple
+from vadlab.config import CPU_STEPS_PER_EPOCH, MethodConfig, Range, check_multiple
 from vadlab.data.clips import frame_size
 from vadlab.data.sampling import PureClipDataset, mixed_batches
 from vadlab.errors import ConfigError, DataError
@@ -636,7 +636,7 @@ _SMOKE = dict(image_size=32, channels=1, widths=(8, 8, 16), convlstm_widths=(8, 
 # margin (docs/methods/dream.md, "Memories that stay alive"). The paper's rule: `--ablation update_paper`.
 _CPU = dict(image_size=128, channels=1, widths=(16, 32, 64), convlstm_widths=(16, 32, 64), res_blocks=2,
             feature_dim=64, memory_items=10, batch_size=8, epochs=8, lr=2e-4, loss_form="mean",
-            update_weights="mnad_eq5")
+            update_weights="mnad_eq5", steps_per_epoch=CPU_STEPS_PER_EPOCH)
 
 PRESETS = {"paper": DREAMConfig(**_PAPER, **_PRED), "cpu": DREAMConfig(**_CPU, **_PRED),
            "smoke": DREAMConfig(**_SMOKE, **_PRED)}

@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vadlab import memory
-from vadlab.config import MethodConfig, Range
+from vadlab.config import CPU_STEPS_PER_EPOCH, MethodConfig, Range
 from vadlab.data.clips import ClipSpec
 from vadlab.errors import ConfigError
 from vadlab.eval.metrics import MetricsError
@@ -557,7 +557,8 @@ _CPU_SIZE = (64, 96)
 _CPU_PATCH, _CPU_STRIDE = _scaled(_CPU_SIZE, (240, 360), (30, 20), (8, 5))
 CPU = MAAMConfig(image_size=_CPU_SIZE, channels=3, enc_widths=(16, 32, 64, 128, 128), dec_widths=(64, 64, 32, 16),
                  memory_items=500, batch_size=8, epochs=8, lr=1e-3, cosine_schedule=False, bn_momentum=0.1,
-                 patch=_CPU_PATCH, patch_stride=_CPU_STRIDE, psi=10 / 11, psi_rule="balanced")
+                 patch=_CPU_PATCH, patch_stride=_CPU_STRIDE, psi=10 / 11, psi_rule="balanced",
+                 steps_per_epoch=CPU_STEPS_PER_EPOCH)
 SMOKE = MAAMConfig(image_size=(24, 40), channels=1, enc_widths=(4, 8, 8, 16, 16), dec_widths=(8, 8, 4, 4),
                    memory_items=20, batch_size=4, epochs=1, lr=1e-3, cosine_schedule=False, bn_momentum=0.1,
                    patch=(6, 4), patch_stride=(2, 1))

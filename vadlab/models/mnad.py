@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vadlab import memory
-from vadlab.config import MethodConfig, Range, check_multiple
+from vadlab.config import CPU_STEPS_PER_EPOCH, MethodConfig, Range, check_multiple
 from vadlab.data.clips import frame_size
 from vadlab.errors import ConfigError
 from vadlab.models.base import MemorySpace, Method
@@ -329,7 +329,7 @@ _COMMON_PAPER = dict(  # Sec. 4.1 "Training": 256x256 in [-1, 1], H = W = 32, C 
 # `decoder="lite"`). MNAD-P drops to 9 epochs to stay inside the budget; MNAD-R keeps its 20 epochs at 234 s, about
 # 10 % past the 210 s of the budget (fewer epochs were not measured).
 _COMMON_CPU = dict(channels=1, widths=(16, 32, 64, 128), feature_dim=128, memory_items=10, batch_size=8, lr=2e-4,
-                   decoder="reference")
+                   decoder="reference", steps_per_epoch=CPU_STEPS_PER_EPOCH)
 _COMMON_SMOKE = dict(image_size=32, channels=1, widths=(8, 16), feature_dim=16, memory_items=4, batch_size=4,
                      epochs=1, lr=2e-4)
 # Sec. 4.1: prediction task lambda_c = lambda_s = 0.1, lambda = 0.6, alpha = 1, gamma = 0.01; 4 frames in (Sec. 3)

@@ -96,7 +96,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vadlab import memory
-from vadlab.config import MethodConfig, Range, check_multiple
+from vadlab.config import CPU_STEPS_PER_EPOCH, MethodConfig, Range, check_multiple
 from vadlab.errors import ConfigError, VadlabWarning
 from vadlab.models.base import MemorySpace, Method
 from vadlab.registration import DEMO_TIMES, register_method
@@ -682,7 +682,8 @@ _PAPER = dict(  # Sec. 4.2 / 4.4: 256x256 RGB, T = 5 (4 frames into the motion A
 _CPU = dict(image_size=64, channels=1, frames_in=4, clusters=32, stem=16, widths=(16, 32, 64), batch_size=8,
             lr=1e-3, lr_centres=1e-4, lr_ae_late=1e-4, pretrain_epochs=4, epochs=8, ae_lr_decay_epoch=100,
             kmeans_clips=128, kmeans_samples=8192, kmeans_n_init=4,
-            cluster_reduction="sum", lambda_r_rule="fraction", cluster_fraction=0.1, motion_weighting="moving")
+            cluster_reduction="sum", lambda_r_rule="fraction", cluster_fraction=0.1, motion_weighting="moving",
+            steps_per_epoch=CPU_STEPS_PER_EPOCH)
 # smoke: tiny; K-means at epoch 0 so a 1-epoch run reaches every stage (test_std trains a pretrain stage too)
 _SMOKE = dict(image_size=16, channels=1, frames_in=2, clusters=4, stem=4, widths=(4, 8, 8), batch_size=4, lr=1e-3,
               lr_centres=1e-3, lr_ae_late=1e-4, pretrain_epochs=0, epochs=2, ae_lr_decay_epoch=1, kmeans_clips=8,

@@ -172,7 +172,8 @@ def steps_per_epoch(method: str, config, layout) -> int | None:
 
     clip = get_spec(method).cls(config).clip_spec()
     clips = sum(len(clip.scored_range(len(v))) for v in layout.training)  # one clip per scored frame, as ClipDataset
-    return max(1, math.ceil(clips / config.batch_size))
+    steps = max(1, math.ceil(clips / config.batch_size))
+    return min(steps, config.steps_per_epoch) if config.steps_per_epoch else steps
 
 
 def _check_data(spec: Spec, root: Path, create: bool) -> Path:
