@@ -61,3 +61,34 @@ def test_the_roofline_profiles_a_step_in_channels_last(roofline, tiny_synthetic)
     assert all(o["ms_per_step"] > 0 for o in ops) and sum(o["share"] for o in ops) <= 1 + 1e-9
     assert [o["share"] for o in ops] == sorted((o["share"] for o in ops), reverse=True)
     assert "Slowest ops of a step" in roofline.ops_table(rows) and roofline.ops_table([]) == ""
+
+
+def test_bench_train_times_each_method_as_its_preset_is(tiny_synthetic, capsys, monkeypatch):
+    bench = _load("bench_train")
+    monkeypatch.setattr("sys.argv", ["bench_train", "--data", str(tiny_synthetic), "--preset", "smoke",
+                                     "--methods", "mnad_pred,dream", "--no-ablations", "--threads", "1"])
+    bench.main()
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:]}
+    assert set(rows) == {"mnad_pred", "dream"}  # no ablation rows
+    for steps, per_epoch, per_fit, *_ in rows.values():
+        assert int(steps) >= 1 and 0 < float(per_epoch) <= float(per_fit)
+
+
+def test_the_full_size_report_reads_every_run(tmp_path, tiny_synthetic):
+    import json
+
+    from vadlab import engine
+    from vadlab.registry import create_method
+
+    run = tmp_path / "seed0" / "mnad_pred"
+    engine.fit(create_method("mnad_pred", "smoke", steps_per_epoch=2), tiny_synthetic, run, device="cpu",
+               progress=False)
+    engine.evaluate_run(run, tiny_synthetic, device="cpu", progress=False)
+    (run / "wall.txt").write_text("12.5\n")
+    report = _load("cpu_budget_report")
+    rows = report.rows(tmp_path)
+    assert len(rows) == 1 and rows[0]["steps"] == 2 and rows[0]["full_steps"] > 2 and rows[0]["wall_s"] == 12.5
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert rows[0]["auc"] == metrics["micro_auc"]
+    assert "| mnad_pred | 0 |" in report.table(rows)

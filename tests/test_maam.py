@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from vadlab import engine, memory
 from vadlab.analysis.maam import branch_aucs
@@ -443,3 +444,42 @@ def test_the_cpu_preset_balances_the_branches_and_the_paper_presets_keep_the_cod
     for preset, size in (("paper", (240, 360)), ("paper_avenue", (180, 320)), ("paper_shanghaitech", (180, 320))):
         cfg = get_config("maam", preset)
         assert (cfg.psi_rule, cfg.psi_size, cfg.image_size, cfg.similarity) == ("paper", size, size, "cosine")
+
+
+# --- Dropout16: the same dropout, masks from 16-bit words (issue 27) ----------------------------------------------
+def test_dropout16_is_element_dropout_with_the_same_rate_scale_and_gradient():
+    from vadlab.models.blocks import Dropout16
+
+    torch.manual_seed(0)
+    p, n = 0.3, 2_000_000
+    drop = Dropout16(p).train()
+    x = torch.ones(n, requires_grad=True)
+    y = drop(x)
+    kept = y != 0
+    rate = 1 - kept.float().mean().item()
+    sigma = (p * (1 - p) / n) ** 0.5
+    assert abs(rate - p) < 5 * sigma  # 0.3 within 5 standard errors (p is 0.3000031 after rounding)
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / (1 - p)))  # the kept ones scaled by 1/(1-p)
+    y.sum().backward()
+    assert torch.equal(x.grad, kept.float() / (1 - p))  # the gradient is the mask, scaled
+    # the two halves of one 32-bit draw are independent: no correlation between neighbours
+    a, b = kept[0::2].float(), kept[1::2].float()
+    corr = ((a - a.mean()) * (b - b.mean())).mean() / (a.std() * b.std())
+    assert abs(corr.item()) < 5 / (n / 2) ** 0.5
+    # a fresh mask each call, off in eval mode and at p = 0
+    assert not torch.equal(drop(torch.ones(1000)) != 0, drop(torch.ones(1000)) != 0)
+    z = torch.randn(4, 8, 5, 7)
+    assert drop.eval()(z) is z and Dropout16(0.0).train()(z) is z
+
+
+def test_maam_decoders_draw_masks_as_the_config_says():
+    from vadlab.models.blocks import Dropout16
+
+    def kinds(method):
+        return {type(m).__name__ for m in method.model.modules() if isinstance(m, (Dropout16, nn.Dropout))}
+
+    assert kinds(create_method("maam", "cpu")) == {"Dropout16"}
+    assert kinds(create_method("maam", "cpu", dropout_masks="bernoulli")) == {"Dropout"}
+    from vadlab.models.maam import MAAMConfig
+
+    assert MAAMConfig.from_saved({})["dropout_masks"] == "bernoulli"  # checkpoints from before keep their draws

@@ -10,6 +10,33 @@ def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
+class Dropout16(nn.Module):
+    """Element dropout as `nn.Dropout` (zero each element with probability p while training, scale the kept ones by
+    1 / (1 - p)), its mask drawn from 16-bit random integers, two per 32-bit draw, where `nn.Dropout` draws a float
+    per element (`bernoulli_`: 36 % of MAAM-Net's `cpu` training step on 2 cores, benchmarks/README). The same
+    distribution of masks with p rounded to a multiple of 1/65536 (0.3 -> 0.3000031), other random draws; about 2.3x
+    faster on CPU. Ours (issue 27); `nn.Dropout` stays a config value away where a method offers both."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout p={p}: must be in [0, 1)")
+        self.p = p
+        self.threshold = round(p * 65536) - 32768  # keep where the signed 16-bit word >= threshold
+        self.scale = 1.0 / (1.0 - p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        n = x.numel()
+        words = torch.randint(-2**31, 2**31, ((n + 1) // 2,), dtype=torch.int32, device=x.device)
+        keep = words.view(torch.int16)[:n].view(x.shape) >= self.threshold
+        return x * (keep.to(x.dtype) * self.scale)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class DoubleConv(nn.Sequential):
     """Two 3x3 conv-BN-ReLU layers, the U-Net stage."""
 
