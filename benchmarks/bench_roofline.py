@@ -179,10 +179,12 @@ def profile(fn, steps: int = 3, top: int = 8) -> list[dict]:
 
 
 def measure(name: str, preset: str, layout, *, warmup: int = 3, reps: int = 10, device: str = "cpu",
-            top_ops: int = 0, channels_last: bool = False) -> list[dict]:
+            top_ops: int = 0, channels_last: bool = False, compile: bool = False) -> list[dict]:
     """One row per training stage of a method: FLOPs and seconds per step, the loader's seconds per batch, and the
     FLOPs and model seconds per scored frame (`top_ops`: and the ops that take the most time in a step;
-    `channels_last`: the model's weights in channels-last layout, as the engine puts them on CUDA)."""
+    `channels_last`: the model's weights in channels-last layout, as the engine puts them on CUDA; `compile`: the
+    step's network through `torch.compile` (inductor), its FLOPs counted eager, its first calls (the compilation)
+    left out of the timing)."""
     bench = StepBench(name, preset, layout, device=device)
     if channels_last:
         bench.model.to(memory_format=torch.channels_last)
@@ -190,11 +192,14 @@ def measure(name: str, preset: str, layout, *, warmup: int = 3, reps: int = 10, 
     for label, epoch in stages(bench.method):
         bench.start(epoch)
         flops = _flops(bench.step)  # the whole step: STD's alternate stage runs a forward after the update
-        seconds = _median_seconds(bench.step, warmup, reps)
+        if compile:
+            bench.method.train_net = torch.compile(bench.model)
+        seconds = _median_seconds(bench.step, warmup + 2 * compile, reps)
+        bench.method.train_net = bench.model
         rows.append({"method": name + (f" ({label})" if label else ""), "preset": preset, "epoch": epoch,
                      "batch": list(bench.batch["input"].shape), "step_flops": flops, "step_seconds": seconds,
                      "achieved_flops_per_s": flops / seconds, "loader_seconds": bench.loader_seconds(),
-                     "channels_last": channels_last})
+                     "channels_last": channels_last, "compiled": compile})
         if top_ops:
             rows[-1]["top_ops"] = profile(bench.step, top=top_ops)
     frame_flops, frame_seconds, clips = bench.scoring(warmup=1, reps=max(3, reps // 2))
@@ -248,6 +253,7 @@ def main() -> None:
     parser.add_argument("--out", help="write OUT.json and OUT.md")
     parser.add_argument("--top-ops", type=int, default=0, help="also profile each step: its N slowest ops")
     parser.add_argument("--channels-last", action="store_true", help="the model's weights in channels-last layout")
+    parser.add_argument("--compile", action="store_true", help="the step's network through torch.compile")
     args = parser.parse_args()
     cpu_threads.configure(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -262,7 +268,8 @@ def main() -> None:
             layout = fold if name.startswith("dream") else data
             measured.append(machine_peaks(warmup=args.warmup, reps=args.reps))  # just before: the same load
             for row in measure(name, args.preset, layout, warmup=args.warmup, reps=args.reps, device=args.device,
-                               top_ops=args.top_ops, channels_last=args.channels_last):
+                               top_ops=args.top_ops, channels_last=args.channels_last,
+                               compile=args.compile):
                 rows.append({**row, "machine": measured[-1]})
                 print(json.dumps(rows[-1]), flush=True)
         peaks = {**measured[0], **{k: statistics.median(m[k] for m in measured)

@@ -37,7 +37,7 @@ def rows(out: Path) -> list[dict]:
 
 
 def table(found: list[dict]) -> str:
-    lines = ["| run | seed | data | training clips | steps per epoch (uncut) | epochs | training s | wall s "
+    lines = ["| run | seed | data | training clips | steps per epoch (uncut: clips / batch) | epochs | training s | wall s "
              "(train + calibrate + evaluate) | micro AUC | each signal alone | frame difference, same frames |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in found:
