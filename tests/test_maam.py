@@ -62,9 +62,11 @@ def test_eval_is_deterministic_and_dropout_only_in_training():
     net.eval()
     with torch.no_grad():
         assert torch.equal(net(x)["appearance"], net(x)["appearance"])
-    drops = [m for m in net.modules() if isinstance(m, torch.nn.Dropout)]
+    from vadlab.models.blocks import Dropout16
+
+    drops = [m for m in net.modules() if isinstance(m, (torch.nn.Dropout, Dropout16))]
     assert len(drops) == 8 and all(m.p == 0.3 for m in drops)  # 4 blocks in each of the 2 decoders
-    assert not any(isinstance(m, torch.nn.Dropout) for m in net.encoder.modules())
+    assert not any(isinstance(m, (torch.nn.Dropout, Dropout16)) for m in net.encoder.modules())
 
 
 def test_init_and_batchnorm_follow_the_public_code():
