@@ -78,9 +78,9 @@ def figure(rows: list[dict], path: str) -> None:
         bars = ax.bar(x + (k - 1.5) * 0.2, values, width=0.2, label=name)
         ax.bar_label(bars, labels=["" if np.isnan(v) else f"{v:.3f}" for v in values], fontsize=6, rotation=90)
     ax.set_xticks(x, labels, fontsize=7)
-    ax.set_ylim(0.6, 1.02)
+    ax.set_ylim(0.6, 1.08)
     ax.set_ylabel("micro AUC")
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper center", ncol=4, frameon=False)
     ax.set_title("Each signal alone, with and without the memory")
     mem = [r for r in rows if "psnr_read" in r]
     y = np.arange(len(mem))
