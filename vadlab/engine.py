@@ -309,32 +309,21 @@ def _iterate(loader: DataLoader):
     return iter(loader)
 
 
-class _FirstBatches:
-    """The first `n` batches of a batch sampler (`steps_per_epoch`): a fresh shuffle each epoch, cut after `n`, so
-    over the epochs every clip is drawn, and each epoch costs `n` steps whatever the data's size."""
+class _BatchSlice:
+    """Batches `start` to `stop` of a batch sampler. The batches before `start` are drawn, so the order stays the
+    same, but their data is never loaded (a resume inside the epoch). `stop` is the budget's cut
+    (`steps_per_epoch`): a fresh shuffle each epoch, cut after `stop`, so over the epochs every clip is drawn and
+    an epoch costs `stop` steps whatever the data's size."""
 
-    def __init__(self, batches, n: int):
-        self.batches, self.n = batches, n
-
-    def __iter__(self):
-        return itertools.islice(iter(self.batches), self.n)
-
-    def __len__(self) -> int:
-        return min(len(self.batches), self.n)
-
-
-class _SkipBatches:
-    """A batch sampler without its first `skip` batches: their indices are drawn (the order stays the same), their
-    data is never loaded."""
-
-    def __init__(self, batches, skip: int):
-        self.batches, self.skip = batches, skip
+    def __init__(self, batches, start: int = 0, stop: int | None = None):
+        self.batches, self.start, self.stop = batches, start, stop
 
     def __iter__(self):
-        return itertools.islice(iter(self.batches), self.skip, None)
+        return itertools.islice(iter(self.batches), self.start, self.stop)
 
     def __len__(self) -> int:
-        return max(len(self.batches) - self.skip, 0)
+        end = len(self.batches) if self.stop is None else min(len(self.batches), self.stop)
+        return max(end - self.start, 0)
 
 
 def _train_loader(method, dataset, epoch: int, seed: int, group, drop_last: bool, dev: torch.device,
@@ -354,10 +343,8 @@ def _train_loader(method, dataset, epoch: int, seed: int, group, drop_last: bool
             generator = torch.Generator().manual_seed(seed * 1000 + epoch)
             sampler = RandomSampler(dataset, generator=generator)
         batches = BatchSampler(sampler, cfg.batch_size, drop_last)
-    if cfg.steps_per_epoch and len(batches) > cfg.steps_per_epoch:  # the budget's cut: the first N of the shuffle
-        batches = _FirstBatches(batches, cfg.steps_per_epoch)
-    if skip:
-        batches = _SkipBatches(batches, skip)
+    if skip or cfg.steps_per_epoch:  # skip: a resume inside the epoch; steps_per_epoch: the budget's cut
+        batches = _BatchSlice(batches, skip, cfg.steps_per_epoch or None)
     return DataLoader(dataset, batch_sampler=batches, generator=generator, **common)
 
 
