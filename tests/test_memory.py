@@ -82,6 +82,25 @@ def test_read_matches_reference(B, K, M, C, dtype):
     torch.testing.assert_close(w3, rw, **TOL[dtype])
 
 
+def test_read_temperature_sharpens_towards_the_nearest_item():
+    """vadlab's read temperature: 1 is Eq. 1 exactly; below 1 the nearest item takes more of the weight, the argmax
+    is kept, and a tensor temperature (a learned scalar) gets a gradient."""
+    q, items = make(2, 7, 10, 16, torch.float64)
+    w1 = mem.read_weights(q, items)
+    torch.testing.assert_close(mem.read_weights(q, items, 1.0), w1, rtol=0, atol=0)
+    torch.testing.assert_close(mem.read_weights(q, items, torch.tensor(1.0, dtype=torch.float64)), w1)
+    # at temperature 1 the cosines of unit vectors cap the top weight at e / (e + (M - 1) / e)
+    assert float(w1.max()) <= torch.e / (torch.e + 9 / torch.e) + 1e-12
+    sharp = mem.read_weights(q, items, 0.05)
+    assert torch.equal(sharp.argmax(-1), w1.argmax(-1))
+    assert (sharp.max(-1).values > w1.max(-1).values).all()
+    torch.testing.assert_close(sharp, torch.softmax(mem.matching_logits(q, items) / 0.05, -1))
+    t = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    read, _ = mem.read(q, items, t)
+    read.sum().backward()
+    assert t.grad is not None and torch.isfinite(t.grad)
+
+
 @case
 @shape_m2
 def test_nearest_items_matches_reference(B, K, M, C, dtype):

@@ -130,6 +130,55 @@ def test_memory_diagnostics(random_layout):
         memory_diagnostics(create_method("mnad_pred", "smoke", use_memory=False), load_layout(random_layout).training)
 
 
+def test_read_temperature_is_a_validated_field_the_model_reads_with():
+    """read_temperature (vadlab's, Eq. 1 is 1) divides the logits of the model's read, its matching weights in
+    memory_spaces too; 0 is refused by the field's range."""
+    base = create_method("mnad_pred", "smoke")
+    sharp = create_method("mnad_pred", "smoke", read_temperature=0.1)
+    sharp.model.load_state_dict(base.model.state_dict())
+    batch = _batch(base.config)
+    w1, w01 = base.model(batch["input"])["weights"], sharp.model(batch["input"])["weights"]
+    assert torch.equal(w1.argmax(-1), w01.argmax(-1))
+    assert w01.max(-1).values.mean() > w1.max(-1).values.mean()
+    space = sharp.memory_spaces(batch)["memory"]
+    torch.testing.assert_close(space.weights, w01)
+    with pytest.raises(ConfigError, match="read_temperature"):
+        create_method("mnad_pred", "smoke", read_temperature=0.0)
+
+
+def test_loss_gradient_shares_and_read_effect(random_layout):
+    """The issue-28 study helpers: each loss term's pull on the encoder (the model itself untouched), and the PSNR
+    per test frame with the read and with the mean item, beside the labels of the frames a clip scores."""
+    import numpy as np
+
+    from vadlab.analysis.mnad import loss_gradient_shares, read_effect
+    from vadlab.data.layout import load_layout
+
+    layout = load_layout(random_layout)
+    m = create_method("mnad_pred", "smoke")
+    before = {k: v.clone() for k, v in m.model.state_dict().items()}
+    shares = loss_gradient_shares(m, layout.training, batches=2, batch_size=4)
+    assert shares["batches"] == 2
+    assert shares["grad_rec"] > 0 and shares["grad_separate"] >= 0 and shares["grad_compact"] > 0
+    assert -1.0 <= shares["cosine_rec_memory"] <= 1.0
+    assert shares["memory_over_rec"] > 0
+    assert all(torch.equal(v, m.model.state_dict()[k]) for k, v in before.items())  # the method is left as it was
+    # with the memory losses weighted 0, their pull is 0
+    off = create_method("mnad_pred", "smoke", lambda_c=0.0, lambda_s=0.0)
+    assert loss_gradient_shares(off, layout.training, batches=1, batch_size=4)["memory_over_rec"] == 0.0
+    effect = read_effect(m, layout.testing)
+    spec = m.clip_spec()
+    for video in layout.testing:
+        n = len(spec.scored_range(len(video.labels)))
+        assert effect["psnr_read"][video.name].shape == effect["psnr_mean_item"][video.name].shape == (n,)
+        np.testing.assert_array_equal(effect["label"][video.name],
+                                      np.asarray(video.labels)[spec.first_scored:])
+        assert np.isfinite(effect["psnr_read"][video.name]).all()
+    for helper in (loss_gradient_shares, read_effect):
+        with pytest.raises(ValueError, match="use_memory"):
+            helper(create_method("mnad_pred", "smoke", use_memory=False), layout.training)
+
+
 def test_memory_space_sample_for_the_tsne(random_layout, tmp_path):
     import numpy as np
 

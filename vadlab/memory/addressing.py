@@ -50,15 +50,23 @@ def matching_logits(queries: Tensor, items: Tensor) -> Tensor:
     return torch.matmul(queries, items.transpose(0, 1))  # (B, K, C) @ (C, M) -> (B, K, M)
 
 
-def read_weights(queries: Tensor, items: Tensor) -> Tensor:
-    """MNAD Eq. 1: matching probabilities w^{k,m}, softmax over the M items ("vertical direction"): (B, K, M)."""
+def read_weights(queries: Tensor, items: Tensor, temperature: float | Tensor = 1.0) -> Tensor:
+    """MNAD Eq. 1: matching probabilities w^{k,m}, softmax over the M items ("vertical direction"): (B, K, M).
+
+    ``temperature`` divides the logits first (vadlab's option, not in Eq. 1, which is temperature 1): below 1 the
+    weights sharpen towards the nearest item. With unit vectors the logits are cosines in [-1, 1], so at
+    temperature 1 and M = 10 no item can take more than e / (e + 9 / e) = 0.45 of the weight. A tensor temperature
+    (a learned scalar) passes gradients."""
     logits = matching_logits(queries, items)  # (B, K, M)
-    return torch.softmax(logits, dim=-1)  # (B, K, M), Eq. 1: sums to 1 over m
+    if not isinstance(temperature, Tensor) and temperature == 1.0:
+        return torch.softmax(logits, dim=-1)  # (B, K, M), Eq. 1: sums to 1 over m
+    return torch.softmax(logits / temperature, dim=-1)  # (B, K, M), Eq. 1 with the logits divided by temperature
 
 
-def read(queries: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
-    """MNAD Eq. 2: read features p_hat^k = sum_m w^{k,m} p_m. Returns (p_hat (B, K, C), w (B, K, M))."""
-    w = read_weights(queries, items)  # (B, K, M), Eq. 1
+def read(queries: Tensor, items: Tensor, temperature: float | Tensor = 1.0) -> tuple[Tensor, Tensor]:
+    """MNAD Eq. 2: read features p_hat^k = sum_m w^{k,m} p_m. Returns (p_hat (B, K, C), w (B, K, M)).
+    ``temperature``: see `read_weights` (1 is Eq. 1)."""
+    w = read_weights(queries, items, temperature)  # (B, K, M), Eq. 1
     p_hat = torch.matmul(w, items)  # (B, K, M) @ (M, C) -> (B, K, C), Eq. 2
     return p_hat, w
 

@@ -26,6 +26,9 @@ Choices where the paper is silent or ambiguous (each tested in tests/test_mnad.p
   the public code's `normalize(rand)`, all in the positive orthant (mean cosine about 0.75).
 - Score distance (`score_distance`, Eq. 14): "norm" as written; "squared" is the public code's `MSELoss` (equal to
   the squared distance up to the factor 1/C, which the per-video min-max of Eq. 16 removes).
+- Read temperature (`read_temperature`, vadlab's, not the paper's): Eq. 1's softmax runs over cosines in [-1, 1],
+  so at M = 10 no item can take more than e / (e + 9/e) = 0.45 of the weight and the read is always a blend. The
+  field divides the cosines first (1, the default, is Eq. 1 exactly); issue 28 measured what a sharper read does.
 - The `reference` ablation switches on every public-code choice above at once (for parity runs).
 - Memory items are a buffer, not parameters: they change only by the update rule (Eq. 3-5), "without any
   supervisory signals" (Sec. 3.2). They are initialised from the run's seed.
@@ -91,6 +94,9 @@ class MNADConfig(MethodConfig):
     detach_read_weights: bool = False  # True: the read passes no gradient to the encoder (public code)
     item_init: Literal["sphere", "positive"] = "sphere"  # normalize(randn), or normalize(rand) (public code)
     score_distance: Literal["norm", "squared"] = "norm"  # D of Eq. 14 with norms, or squared (public code's MSE)
+    # vadlab's, not the paper's: the addressing softmax of Eq. 1 over cosines / read_temperature (Eq. 1 is 1; below 1
+    # the read sharpens towards the nearest item: at 1 and M = 10 no item gets more than 0.45 of the weight)
+    read_temperature: Annotated[float, Range(0, 10, min_exclusive=True)] = 1.0
     # checkpoints written before these options existed: the lite decoder, and the gate they were scored with
     legacy_defaults: ClassVar[dict] = {"decoder": "lite", "gate_error": "norm"}
 
@@ -123,6 +129,7 @@ class MNADNet(nn.Module):
         self.decoder = UNetDecoder(dec_in, cfg.widths, cfg.channels, skip=cfg.skip, style=cfg.decoder)
         self.use_memory = cfg.use_memory
         self.detach_read_weights = cfg.detach_read_weights
+        self.read_temperature = cfg.read_temperature
         self.register_buffer("memory", init_items(cfg.memory_items, cfg.feature_dim, cfg.item_init))  # (M, C)
 
     def encode(self, clip: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -139,11 +146,15 @@ class MNADNet(nn.Module):
         read = None
         if self.use_memory:
             items = self.memory if items is None else items  # (M, C)
-            read, out["weights"] = memory.read(queries, items)  # (B, K, C), (B, K, M)  Eq. 1-2
+            read, out["weights"] = self.read(queries, items)  # (B, K, C), (B, K, M)  Eq. 1-2
             if self.detach_read_weights:  # the public code's read: weights.detach() @ items, no gradient
                 read = out["weights"].detach() @ items  # (B, K, C)
         out["output"] = self.decode(qmap, read, skips)  # (B, Ch, H, W) in [-1, 1]
         return out
+
+    def read(self, queries: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 1-2 at this model's read temperature (1 = the paper): (read (B, K, C), weights (B, K, M))."""
+        return memory.read(queries, items, self.read_temperature)
 
     def decode(self, qmap: torch.Tensor, read: torch.Tensor | None, skips: list[torch.Tensor]) -> torch.Tensor:
         """Decoder on the query map (B, C, h, w) concatenated with the read items (B, K, C), or alone."""
@@ -295,7 +306,7 @@ class MNAD(Method):
         qmap, _ = self.model.encode(batch["input"])  # (B, C, h, w)
         queries = qmap.flatten(2).transpose(1, 2)  # (B, K, C)
         items = self.model.memory  # (M, C)
-        _, weights = memory.read(queries, items)  # (B, K, M), Eq. 1
+        _, weights = self.model.read(queries, items)  # (B, K, M), Eq. 1
         return {"memory": MemorySpace(queries, items, weights, grid=tuple(qmap.shape[-2:]))}
 
 
