@@ -92,3 +92,43 @@ def test_the_full_size_report_reads_every_run(tmp_path, tiny_synthetic):
     metrics = json.loads((run / "metrics.json").read_text())
     assert rows[0]["auc"] == metrics["micro_auc"]
     assert "| mnad_pred | 0 |" in report.table(rows)
+
+
+def test_the_mnad_memory_study_measures_each_cause_and_replots(tmp_path, tiny_synthetic, monkeypatch, capsys):
+    """Issue 28's study on smoke runs with and without the memory: every column it promises is measured (the
+    memory losses' pull at initialisation and at the end, the read with and without the mean item, the run's
+    evaluation without the test-time update), and --replot redraws from --json without loading a model."""
+    import json
+    import sys
+
+    from vadlab import engine
+    from vadlab.registry import create_method
+
+    runs = {}
+    for name, kw in (("mnad_pred", {}), ("mnad_pred-no_memory", {"use_memory": False})):
+        runs[name] = tmp_path / "seed0" / name
+        engine.fit(create_method("mnad_pred", "smoke", steps_per_epoch=2, **kw), tiny_synthetic, runs[name],
+                   device="cpu", progress=False)
+        engine.evaluate_run(runs[name], tiny_synthetic, device="cpu", progress=False)
+    engine.evaluate_run(runs["mnad_pred"], tiny_synthetic, device="cpu", progress=False,
+                        overrides={"test_update": False})
+    study = _load("mnad_memory_study")
+    mem, plain = (study.causes(runs[n], videos=2, batches=1) for n in ("mnad_pred", "mnad_pred-no_memory"))
+    for key in ("pull_init", "pull_end", "cosine_end", "top_weight", "auc_psnr_read", "auc_psnr_mean_item",
+                "auc_no_test_update", "neg_psnr_pooled", "distance_pooled", "rec_last"):
+        assert math.isfinite(mem[key]), key
+    assert mem["pull_init"] > 0 and 0.25 <= mem["top_weight"] <= 1.0  # smoke: M = 4 items, 1/M = 0.25
+    no_update = json.loads((runs["mnad_pred"] / "metrics[test_update=False].json").read_text())
+    assert mem["auc_no_test_update"] == no_update["micro_auc"]
+    assert "pull_end" not in plain and "distance_pooled" not in plain and math.isfinite(plain["neg_psnr_pooled"])
+    assert "| 0 | yes |" in study.causes_table([mem]) and "| 0 | no |" in study.causes_table([plain])
+    saved, figure = tmp_path / "rows.json", tmp_path / "causes.png"
+    monkeypatch.setattr(sys, "argv", ["study", str(runs["mnad_pred"]), str(runs["mnad_pred-no_memory"]),
+                                      "--videos", "2", "--causes", "--json", str(saved)])
+    study.main()
+    first = capsys.readouterr().out
+    monkeypatch.setattr(study, "causes", None)  # --replot loads no model and measures nothing
+    monkeypatch.setattr(study, "study", None)
+    monkeypatch.setattr(sys, "argv", ["study", "--replot", str(saved), "--cause-figure", str(figure)])
+    study.main()
+    assert capsys.readouterr().out == first and figure.stat().st_size > 10_000
