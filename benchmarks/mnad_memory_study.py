@@ -125,7 +125,7 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         psnrs = (f"{r['psnr_read']:.2f} / {r['psnr_mean_item']:.2f} / {r['psnr_zero_read']:.2f}"
                  if "psnr_read" in r else "-")
-        lines.append(f"| {r['method']} | {r['data']} | {r['seed']} | {'yes' if r['memory'] else 'no'} | "
+        lines.append(f"| {Path(r['run']).name} | {r['data']} | {r['seed']} | {'yes' if r['memory'] else 'no'} | "
                      f"{_f(r['auc'])} | {_f(r['neg_psnr'])} | {_f(r['distance'])} | {_f(r['fd'])} | "
                      f"{_f(r.get('updated'))} | {_f(r.get('top_share'))} | {_f(r.get('entropy'))} | "
                      f"{_f(r.get('position_locked'))} | {psnrs} |")
@@ -186,7 +186,7 @@ def cause_figure(rows: list[dict], cause_rows: list[dict], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax, bx, cx) = plt.subplots(1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [3, 2, 2]})
+    fig, (ax, bx, cx) = plt.subplots(1, 3, figsize=(15, 4.6), gridspec_kw={"width_ratios": [3, 2, 2]})
     variants = list(dict.fromkeys(Path(r["run"]).name for r in rows))
     x = np.arange(len(variants))
     for k, (key, name) in enumerate((("auc", "fused (Eq. 16)"), ("neg_psnr", "PSNR alone"))):
@@ -199,7 +199,7 @@ def cause_figure(rows: list[dict], cause_rows: list[dict], path: str) -> None:
             ax.text(i + (k - 0.5) * 0.38, np.mean(values) + 0.004, f"{np.mean(values):.3f}", ha="center", fontsize=7)
     fd = np.mean([r["fd"] for r in rows])
     ax.axhline(fd, color="0.3", linestyle="--", linewidth=1, label=f"frame difference {fd:.3f}")
-    ax.set_xticks(x, [LABELS.get(v, v) for v in variants], fontsize=8)
+    ax.set_xticks(x, [LABELS.get(v, v) for v in variants], fontsize=7)
     ax.set_ylim(0.8, 0.98)
     ax.set_ylabel("micro AUC (per-video min-max)")
     ax.legend(fontsize=7, loc="lower left")
@@ -210,6 +210,9 @@ def cause_figure(rows: list[dict], cause_rows: list[dict], path: str) -> None:
     bx.barh(y - 0.2, [r["pull_init"] for r in mem], height=0.4, label="at initialisation", color="C2")
     bx.barh(y + 0.2, [r["pull_end"] for r in mem], height=0.4, label="at the end of training", color="C3")
     bx.axvline(1.0, color="0.3", linestyle=":", linewidth=1)
+    for i, r in enumerate(mem):
+        if r["pull_end"] == 0:
+            bx.text(0.02, i, "memory losses off", va="center", fontsize=6, color="0.4")
     bx.set_yticks(y, labels, fontsize=7)
     bx.set_xlabel("|grad of the memory losses| / |grad of L_rec| at the encoder")
     bx.legend(fontsize=7)
@@ -223,8 +226,8 @@ def cause_figure(rows: list[dict], cause_rows: list[dict], path: str) -> None:
     cx.set_yticks(y, labels, fontsize=7)
     lo = min(min(r["auc_psnr_read"], r["auc_psnr_mean_item"]) for r in mem) if mem else 0.8
     cx.set_xlim(lo - 0.03, 1.0)
-    cx.set_xlabel("PSNR-alone AUC on the test frames (no test-time update)")
-    cx.legend(fontsize=7, loc="lower right")
+    cx.set_xlabel("PSNR-alone AUC, test frames, no test-time update")
+    cx.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     cx.set_title("Does the read matter on test frames?")
     fig.tight_layout()
     fig.savefig(path, dpi=130)
